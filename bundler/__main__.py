@@ -1,0 +1,5 @@
+"""``python -m bundler`` runs the CLI."""
+
+from bundler.cli import main
+
+raise SystemExit(main())

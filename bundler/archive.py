@@ -1,0 +1,329 @@
+"""Reading and writing the zip container, with safety limits. No crypto, no models here.
+
+Reading checks the container's structure *before* any member is used: one entry per name, no path tricks, no
+symlinks, no encryption, no bytes before the first entry or after the end record, no overlapping entries, declared
+sizes within limits, and reads that stop at the declared size (zip bombs). Writing goes to a temporary file in the
+target's directory and is renamed into place only when complete, so a crash or Ctrl-C never leaves a partial bundle
+and an existing target is never half-overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import struct
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from bundler.errors import IntegrityError, UsageError
+
+#: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
+MAX_MEMBERS = 10_000
+MAX_MEMBER_BYTES = 64 << 30
+MAX_SMALL_MEMBER_BYTES = 16 << 20
+MAX_COMPRESSION_RATIO = 200
+MAX_NAME_BYTES = 1024
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+_LOCAL_MAGIC = b"PK\x03\x04"
+_EOCD_MAGIC = b"PK\x05\x06"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of a checked archive."""
+
+    name: str
+    size: int
+    compressed_size: int
+    data_offset: int
+    stored: bool
+
+
+def check_input_file(path: str | os.PathLike[str]) -> Path:
+    """A readable regular file, or a UsageError saying why not (missing, a directory, unreadable)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{p}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{p}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{p}: permission denied")
+    return p
+
+
+class BundleReader:
+    """An opened, structurally checked bundle. Holds one file descriptor for its lifetime.
+
+    Verification and deserialization read from the same open file, so a bundle renamed or replaced on disk after
+    verification cannot be swapped in before loading.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_input_file(path)
+        try:
+            self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot open ({exc.strerror})") from None
+        try:
+            self._size = os.fstat(self._fh.fileno()).st_size
+            self.members = self._check_structure()
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._zip.close()
+        self._fh.close()
+
+    # -- structure -------------------------------------------------------------------------------------------
+    def _check_structure(self) -> dict[str, Member]:
+        if self._size == 0:
+            raise IntegrityError(f"{self.path}: not a bundle (empty file)")
+        try:
+            self._zip = zipfile.ZipFile(self._fh)
+        except zipfile.BadZipFile as exc:
+            raise IntegrityError(f"{self.path}: not a bundle (not a valid zip archive: {exc})") from None
+        except (OSError, EOFError, ValueError, struct.error, NotImplementedError) as exc:
+            raise IntegrityError(f"{self.path}: not a bundle (corrupt zip archive: {exc})") from None
+        infos = self._zip.infolist()
+        problems: list[str] = []
+        if len(infos) > MAX_MEMBERS:
+            raise IntegrityError(f"{self.path}: {len(infos)} members, more than the limit of {MAX_MEMBERS}")
+        if self._zip.comment:
+            problems.append("archive has a comment (bytes after the end of the archive)")
+        self._fh.seek(self._size - 22)
+        if self._fh.read(4) != _EOCD_MAGIC:
+            problems.append("bytes after the end of the archive")
+        members: dict[str, Member] = {}
+        for info in infos:
+            problems.extend(self._check_info(info, members))
+        if infos and min(i.header_offset for i in infos) != 0:
+            problems.append("bytes before the first archive entry")
+        problems.extend(self._check_layout(list(members.values())))
+        if problems:
+            raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=[f"{self.path}: {p}" for p in problems])
+        return members
+
+    def _check_info(self, info: zipfile.ZipInfo, members: dict[str, Member]) -> list[str]:
+        name = info.filename
+        problems: list[str] = []
+        shown = name if len(name) < 200 else name[:200] + "..."
+        if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            return [f"member name too long: {shown!r}"]
+        parts = name.split("/")
+        if name.startswith(("/", "\\")) or "\\" in name or (len(name) > 1 and name[1] == ":"):
+            problems.append(f"member {shown!r} has an absolute or non-portable path")
+        if any(p in ("..", ".") for p in parts) or "" in parts:
+            problems.append(f"member {shown!r} has a path with '..', '.' or empty parts")
+        if "\0" in name:
+            problems.append(f"member {shown!r} has a NUL byte in its name")
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            problems.append(f"member {shown!r} is a symbolic link")
+        elif info.is_dir() or (mode and not stat.S_ISREG(mode)):
+            problems.append(f"member {shown!r} is not a regular file")
+        if info.flag_bits & 0x1:
+            problems.append(f"member {shown!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            problems.append(f"member {shown!r} uses an unsupported compression method {info.compress_type}")
+        if info.file_size > MAX_MEMBER_BYTES:
+            problems.append(f"member {shown!r} declares {info.file_size} bytes, more than the limit of {MAX_MEMBER_BYTES}")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            problems.append(f"member {shown!r} is stored but its sizes disagree")
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1024):
+            problems.append(f"member {shown!r} expands {info.file_size} bytes from {info.compress_size} "
+                            f"(compression ratio over {MAX_COMPRESSION_RATIO}: zip bomb?)")
+        if name in members:
+            problems.append(f"duplicate member name {shown!r}")
+            return problems
+        if not problems:
+            offset = self._local_data_offset(info, problems)
+            members[name] = Member(name, info.file_size, info.compress_size, offset,
+                                   info.compress_type == zipfile.ZIP_STORED)
+        return problems
+
+    def _local_data_offset(self, info: zipfile.ZipInfo, problems: list[str]) -> int:
+        self._fh.seek(info.header_offset)
+        raw = self._fh.read(_LOCAL_HEADER.size)
+        if len(raw) != _LOCAL_HEADER.size:
+            problems.append(f"member {info.filename!r}: local header truncated")
+            return -1
+        fields = _LOCAL_HEADER.unpack(raw)
+        if fields[0] != _LOCAL_MAGIC:
+            problems.append(f"member {info.filename!r}: bad local header")
+            return -1
+        name_len, extra_len = fields[9], fields[10]
+        local_name = self._fh.read(name_len)
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        if local_name.decode(encoding, "replace") != info.filename:
+            problems.append(f"member {info.filename!r}: local header names a different file")
+        return info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+
+    def _check_layout(self, members: list[Member]) -> list[str]:
+        """Entries must not overlap each other or the central directory (overlapping entries are a zip bomb trick)."""
+        problems: list[str] = []
+        spans = sorted((m.data_offset, m.data_offset + m.compressed_size, m.name) for m in members if m.data_offset >= 0)
+        central_start = self._zip.start_dir
+        for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+            if end > next_start:
+                problems.append(f"members {name!r} and {next_name!r} overlap")
+        if spans and spans[-1][1] > central_start:
+            problems.append(f"member {spans[-1][2]!r} runs into the central directory")
+        return problems
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list(self.members)
+
+    @contextlib.contextmanager
+    def open_member(self, name: str) -> Iterator[IO[bytes]]:
+        """A stream over one member's bytes that refuses to yield more than the declared size and checks the CRC."""
+        try:
+            with self._zip.open(name) as stream:
+                yield stream
+        except zipfile.BadZipFile as exc:
+            raise IntegrityError(f"{self.path}: member {name!r} is corrupt ({exc})") from None
+        except (zipfile.LargeZipFile, EOFError, OSError, ValueError, struct.error) as exc:
+            raise IntegrityError(f"{self.path}: member {name!r} cannot be read ({exc})") from None
+        except Exception as exc:  # zlib.error and friends from a damaged deflate stream
+            if type(exc).__module__ == "zlib":
+                raise IntegrityError(f"{self.path}: member {name!r} is corrupt ({exc})") from None
+            raise
+
+    def read_small(self, name: str, limit: int = MAX_SMALL_MEMBER_BYTES) -> bytes:
+        """Read a small member whole (manifest, signature, requirements), refusing anything over ``limit``."""
+        member = self.members[name]
+        if member.size > limit:
+            raise IntegrityError(f"{self.path}: member {name!r} is {member.size} bytes, more than the limit of {limit}")
+        with self.open_member(name) as stream:
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise IntegrityError(f"{self.path}: member {name!r} is larger than the limit of {limit}")
+        return data
+
+    def raw_file(self) -> BinaryIO:
+        """The underlying file, for zero-copy reads of stored members at ``Member.data_offset``."""
+        return self._fh
+
+
+class BundleWriter:
+    """Writes a bundle to a temporary file next to ``target``; ``commit()`` renames it into place atomically."""
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = Path(target)
+        parent = self.target.parent if str(self.target.parent) else Path(".")
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {self.target}: directory {parent} does not exist")
+        if self.target.is_dir():
+            raise UsageError(f"cannot write {self.target}: it is a directory")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.target.name}.", suffix=".partial")
+        except OSError as exc:
+            raise UsageError(f"cannot write in {parent}: {exc.strerror}") from None
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "w+b")
+        self._zip = zipfile.ZipFile(self._fh, "w", allowZip64=True)
+        self._done = False
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if not self._done:
+            self.abort()
+
+    def _info(self, name: str, compress: bool) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info.external_attr = (stat.S_IFREG | 0o644) << 16
+        info.create_system = 3
+        return info
+
+    @contextlib.contextmanager
+    def open_member(self, name: str, *, compress: bool = False) -> Iterator[IO[bytes]]:
+        """A stream to write one member; payloads are stored uncompressed so a reader can use them in place."""
+        with self._zip.open(self._info(name, compress), "w", force_zip64=True) as stream:
+            yield stream
+
+    @contextlib.contextmanager
+    def read_back(self, name: str) -> Iterator[IO[bytes]]:
+        """Read a stored member already written (to scan a payload before the manifest is written)."""
+        info = self._zip.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError("only stored members can be read back")
+        self._fh.flush()
+        with open(self._tmp, "rb") as fh:
+            fh.seek(info.header_offset)
+            fields = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
+            fh.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+            yield _Bounded(fh, info.file_size)
+
+    def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
+        self._zip.writestr(self._info(name, compress), data)
+
+    def commit(self) -> None:
+        """Finish the archive, flush it to disk and rename it over the target in one step."""
+        self._zip.close()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.chmod(self._tmp, 0o644 & ~_umask())
+        os.replace(self._tmp, self.target)
+        self._done = True
+
+    def abort(self) -> None:
+        """Drop the temporary file; the target is left exactly as it was."""
+        with contextlib.suppress(Exception):
+            self._zip.close()
+        with contextlib.suppress(Exception):
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+        self._done = True
+
+
+class _Bounded(io.RawIOBase):
+    """A read-only view of ``size`` bytes of a file from its current position."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), self._left)
+        if n <= 0:
+            return 0
+        got = self._fh.readinto(view[:n])
+        self._left -= got
+        return got
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,120 @@
+"""Streaming SHA-256: hash files and streams in bounded chunks, and hash while writing.
+
+Payloads can be hundreds of megabytes; everything here reads or writes in fixed-size chunks so that hashing never
+holds a second copy of a payload in memory. ``hashlib`` releases the GIL for large updates, so hashing can overlap
+with other work in threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import IO, BinaryIO
+
+CHUNK_SIZE = 1 << 20
+
+
+def sha256_stream(stream: IO[bytes], *, limit: int | None = None) -> tuple[str, int]:
+    """Hash ``stream`` from its current position to EOF; return (lowercase hex digest, bytes read).
+
+    With ``limit``, reading stops one byte past it, so a caller can tell "larger than allowed" without reading an
+    unbounded stream.
+    """
+    digest = hashlib.sha256()
+    total = 0
+    buf = bytearray(CHUNK_SIZE)
+    view = memoryview(buf)
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(buf)
+            if not n:
+                break
+            digest.update(view[:n])
+        else:
+            chunk = stream.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            n = len(chunk)
+            digest.update(chunk)
+        total += n
+        if limit is not None and total > limit:
+            break
+    return digest.hexdigest(), total
+
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Hash a file on disk; return (hex digest, size)."""
+    with open(path, "rb") as fh:
+        return sha256_stream(fh)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hash an in-memory byte string (manifests, small members)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class HashingWriter:
+    """A write-only binary file object that hashes and counts what passes through it to ``target``.
+
+    Packing writes the payload once and gets its digest from the same pass (no re-read of the written member).
+    """
+
+    def __init__(self, target: BinaryIO | IO[bytes]) -> None:
+        self._target = target
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._digest.update(data)
+        self._target.write(data)
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+class HashingReader:
+    """A read-only file object over ``source`` that hashes every byte read, so a scan and a hash share one pass."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        if data:
+            self._digest.update(data)
+            self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        """Read the rest of the source, so the digest covers everything even if the consumer stopped early."""
+        while self.read(CHUNK_SIZE):
+            pass
+
+    @property
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()

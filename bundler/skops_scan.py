@@ -1,0 +1,55 @@
+"""Static audit of a skops payload: the types its ``schema.json`` names, without importing skops.
+
+skops files are zip archives whose schema lists every object to construct; reading that schema with ``zipfile`` and
+``json`` lets ``bundler verify`` audit a skops payload with the same allowlist as a pickle, and without importing
+scikit-learn. Loading then goes through skops itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import IO, Any
+
+from bundler.errors import IntegrityError
+from bundler.scan import ScanResult
+
+MAX_SKOPS_BYTES = 8 << 30
+MAX_SCHEMA_BYTES = 64 << 20
+
+
+def scan_skops(stream: IO[bytes]) -> ScanResult:
+    """Every ``module.class`` and function a skops payload names; all are treated as constructed."""
+    data = stream.read(MAX_SKOPS_BYTES + 1)
+    if len(data) > MAX_SKOPS_BYTES:
+        raise IntegrityError("skops payload is larger than the limit")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            info = zf.getinfo("schema.json")
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise IntegrityError("skops schema.json is larger than the limit")
+            schema = json.loads(zf.read(info))
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
+        raise IntegrityError(f"malformed skops payload: {exc}") from None
+    names: set[str] = set()
+    stack: list[Any] = [schema]
+    root = None
+    if isinstance(schema, dict) and isinstance(schema.get("__module__"), str) and isinstance(schema.get("__class__"), str):
+        root = f"{schema['__module__']}.{schema['__class__']}"
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, cls = node.get("__module__"), node.get("__class__")
+            if isinstance(module, str) and isinstance(cls, str):
+                names.add(f"{module}.{cls}")
+            content = node.get("content")
+            if node.get("__loader__") in ("FunctionNode", "TypeNode") and isinstance(content, dict):
+                mod, fn = content.get("module_path"), content.get("function") or content.get("__class__")
+                if isinstance(mod, str) and isinstance(fn, str):
+                    names.add(f"{mod}.{fn}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    ordered = tuple(sorted(names))
+    return ScanResult(format="skops", globals=ordered, calls=ordered, root=root)

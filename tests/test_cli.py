@@ -1,0 +1,195 @@
+"""The command line: verbs, exit codes, one-line errors, --json, and what `verify` does not import."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from bundler.cli import main
+from tests.conftest import run_cli
+from tests.helpers import read_members, rewrite, write_members
+
+
+def _one_line_errors(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    for line in stderr.strip().splitlines():
+        assert line.startswith("bundler: "), line
+
+
+def test_verify_ok_subprocess(packed: Path) -> None:
+    result = run_cli("verify", packed)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "only checksummed" in result.stderr
+
+
+def test_verify_json_is_one_document(packed: Path, tmp_path: Path) -> None:
+    result = run_cli("verify", packed, "--json")
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and result.returncode == 0
+    broken = rewrite(packed, tmp_path / "t.mlbundle", members=lambda m: m.update({"requirements.txt": b"x\n"}),
+                     rehash=False)
+    result = run_cli("verify", broken, "--json")
+    doc = json.loads(result.stdout)
+    assert result.returncode == 3 and doc["ok"] is False and doc["problems"]
+    result = run_cli("verify", tmp_path / "missing", "--json")
+    assert result.returncode == 2 and json.loads(result.stdout)["ok"] is False
+
+
+def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
+    code = ("import sys; from bundler.cli import main; rc = main(['verify', sys.argv[1], '-q']); "
+            "heavy = sorted(m for m in ('sklearn', 'numpy', 'joblib', 'scipy') if m in sys.modules); "
+            "print(rc, heavy)")
+    result = subprocess.run([sys.executable, "-c", code, str(packed)], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "0 []", result.stdout + result.stderr
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: d / "missing.mlbundle", 2),
+    "directory": (lambda d: d, 2),
+    "empty file": (lambda d: _write(d / "e.mlbundle", b""), 3),
+    "not a zip": (lambda d: _write(d / "n.mlbundle", b"hello world"), 3),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("verb", ["verify", "load", "inspect"])
+def test_bad_inputs_subprocess(case: str, verb: str, tmp_path: Path) -> None:
+    make, code = BAD_INPUTS[case]
+    path = make(tmp_path)
+    result = run_cli(verb, path)
+    assert result.returncode == code, result.stderr
+    _one_line_errors(result.stderr)
+    assert result.stderr.strip()
+
+
+def _bundle_variants(packed: Path, d: Path, keypair: tuple[Path, Path]) -> dict[str, tuple[Path, list[str], int]]:
+    members = read_members(packed)
+    out: dict[str, tuple[Path, list[str], int]] = {}
+    cut = d / "truncated.mlbundle"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    out["truncated"] = (cut, [], 3)
+    m = dict(members)
+    m["manifest.json"] = b"{not json"
+    write_members(d / "notjson.mlbundle", m)
+    out["manifest not json"] = (d / "notjson.mlbundle", [], 3)
+    out["manifest wrong shape"] = (rewrite(packed, d / "shape.mlbundle", manifest=lambda x: x.pop("files")), [], 3)
+    out["altered"] = (rewrite(packed, d / "alt.mlbundle",
+                              members=lambda x: x.update({"model/model.joblib": x["model/model.joblib"][::-1]}),
+                              rehash=False), [], 3)
+    out["missing member"] = (rewrite(packed, d / "miss.mlbundle", members=lambda x: x.pop("requirements.txt"),
+                                     rehash=False), [], 3)
+    out["extra member"] = (rewrite(packed, d / "extra.mlbundle", members=lambda x: x.update({"model/x": b"1"}),
+                                   rehash=False), [], 3)
+    m = dict(members)
+    del m["signature.json"]
+    write_members(d / "nosig.mlbundle", m)
+    out["signature missing"] = (d / "nosig.mlbundle", [], 3)
+    m = dict(members)
+    m["signature.json"] = b"\x00garbage"
+    write_members(d / "garbage.mlbundle", m)
+    out["signature garbage"] = (d / "garbage.mlbundle", [], 3)
+    out["wrong key"] = (packed, ["--public-key", str(keypair[1])], 3)
+    m = dict(members)
+    doc = json.loads(m["signature.json"])
+    doc["scheme"] = "rsa-pss"
+    m["signature.json"] = json.dumps(doc).encode()
+    write_members(d / "scheme.mlbundle", m)
+    out["unknown scheme"] = (d / "scheme.mlbundle", [], 3)
+    out["unknown format version"] = (rewrite(packed, d / "ver.mlbundle",
+                                             manifest=lambda x: x.update(format_version=7)), [], 3)
+    notkey = d / "notkey.pem"
+    notkey.write_text("hello")
+    out["key file not a key"] = (packed, ["--public-key", str(notkey)], 2)
+    return out
+
+
+def test_bad_bundles_in_process(packed: Path, tmp_path: Path, keypair: tuple[Path, Path],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    for name, (path, extra, code) in _bundle_variants(packed, tmp_path, keypair).items():
+        for verb in ("verify", "load"):
+            rc = main([verb, str(path), *extra])
+            captured = capsys.readouterr()
+            assert rc == code, (name, verb, captured.err)
+            _one_line_errors(captured.err)
+            assert captured.err.strip(), name
+
+
+def test_pack_file_verify_load_subprocess(model: Any, data: Any, tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    src = tmp_path / "model.joblib"
+    joblib.dump(model, src)
+    sample = tmp_path / "sample.npy"
+    np.save(sample, data[0][:5])
+    out = tmp_path / "out.mlbundle"
+    result = run_cli("pack", src, "-o", out, "--sign-key", keypair[0], "--sample", sample, "--meta", "auc=0.93",
+                     "--meta", "owner=ds-team", "--requirement", "gunicorn==22.0.0")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("inspect", out, "--json")
+    doc = json.loads(result.stdout)
+    assert doc["verified"] is False
+    assert doc["manifest"]["metadata"] == {"auc": 0.93, "owner": "ds-team"}
+    assert doc["manifest"]["model_class"] == "sklearn.pipeline.Pipeline"
+    assert "gunicorn==22.0.0" in doc["manifest"]["requirements"]
+    result = run_cli("load", out, "--public-key", keypair[1], "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["signature"]["authenticated"] is True
+
+
+def test_pack_file_pickle_detected_by_content(model: Any, tmp_path: Path) -> None:
+    import pickle
+
+    src = tmp_path / "model.joblib"  # a misleading name: the content decides
+    src.write_bytes(pickle.dumps(model, protocol=4))
+    out = tmp_path / "out.mlbundle"
+    result = run_cli("pack", src, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(run_cli("inspect", out, "--json").stdout)["manifest"]["serializer"] == "pickle"
+
+
+def test_pack_refuses_to_overwrite_half(packed: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t.mlbundle"
+    shutil.copy(packed, target)
+    before = target.read_bytes()
+    src = tmp_path / "empty.joblib"
+    src.write_bytes(b"")
+    assert main(["pack", str(src), "-o", str(target)]) == 2
+    assert target.read_bytes() == before
+
+
+def test_keygen_and_env(tmp_path: Path) -> None:
+    result = run_cli("keygen", "-o", tmp_path / "k")
+    assert result.returncode == 0 and (tmp_path / "k.pem").exists() and (tmp_path / "k.pub.pem").exists()
+    assert "PRIVATE" not in result.stdout
+    result = run_cli("keygen", "-o", tmp_path / "k")
+    assert result.returncode == 2
+    _one_line_errors(result.stderr)
+    env = json.loads(run_cli("env", "--json").stdout)
+    assert {"python_version", "implementation", "platform", "machine", "packages"} <= set(env)
+    assert env["packages"]["scikit-learn"] == __import__("sklearn").__version__
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["verify"]) == 2
+    assert main(["verify", "x", "--policy", "sometimes"]) == 2
+    _one_line_errors(capsys.readouterr().err)
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    result = run_cli("demo", "--dir", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "refused with exit 3" in result.stdout and "refused with exit 4" in result.stdout
+    assert "Traceback" not in result.stderr
