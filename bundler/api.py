@@ -13,8 +13,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from bundler._version import __version__
 from bundler.archive import BundleReader, BundleWriter, check_input_file
@@ -53,13 +52,14 @@ from bundler.manifest import (
     parse_manifest,
 )
 from bundler.serializers import PAYLOAD_NAMES, check_serializer
-from bundler.signing import Sha256Signer, Signer, SignatureStatus, VerifyKey, check_signature, signature_document
+from bundler.signing import Sha256Signer, SignatureStatus, Signer, VerifyKey, check_signature, signature_document
 
 # Exit-code precedence when several kinds of problem are found: integrity first (nothing else can be trusted),
 # then unsafe content (a hostile payload must never be reported as a mere version problem), then environment.
-KIND_EXIT = {"integrity": 3, "unsafe": 5, "environment": 4, "behaviour": 6}
-KIND_ORDER = ("integrity", "unsafe", "environment", "behaviour")
+KIND_EXIT = {"signature": 3, "integrity": 3, "unsafe": 5, "environment": 4, "behaviour": 6}
+KIND_ORDER = ("signature", "integrity", "unsafe", "environment", "behaviour")
 KIND_ERROR: dict[str, type[BundleError]] = {
+    "signature": SignatureError,
     "integrity": IntegrityError,
     "unsafe": UnsafeContent,
     "environment": EnvironmentMismatch,
@@ -196,15 +196,15 @@ def _scan_written(writer: BundleWriter, name: str, serializer: str) -> Any:
         return _scan_payload(stream, serializer)
 
 
-def _scan_payload(stream: IO[bytes], serializer: str) -> Any:
+def _scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> Any:
     """Static scan of a payload stream: globals and calls, without deserializing anything."""
     if serializer == "skops":
         from bundler.skops_scan import scan_skops
 
-        return scan_skops(stream)
+        return scan_skops(cast(IO[bytes], stream))
     from bundler.scan import scan_fileobj
 
-    return scan_fileobj(stream)  # type: ignore[arg-type]
+    return scan_fileobj(cast(BinaryIO, stream))
 
 
 def _offending(scan: Any, allow: Any) -> list[str]:
@@ -227,6 +227,7 @@ def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str,
     inferred = infer_requirements(scan.globals, scan.calls)
     pins = dict(inferred.pins)
     pins.update(parse_pins(requirements or []))
+    pins = dict(sorted(pins.items()))
     if inferred.unmapped:
         warnings.warn(
             "the payload references modules no installed distribution provides ("
@@ -328,7 +329,9 @@ def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, s
     with open(src, "rb") as fh:
         scan = _scan_payload(fh, "skops" if detected == "skops" else "pickle")
     fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
-    if serializer is not None and check_serializer(serializer) != fmt and not (serializer == "joblib" and fmt == "pickle"):
+    # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
+    compatible = serializer == "joblib" and fmt == "pickle"
+    if serializer is not None and check_serializer(serializer) != fmt and not compatible:
         raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
     fmt = serializer or fmt
     allow = _default_allowlist(trust)
@@ -352,7 +355,7 @@ def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, s
             with writer.read_back(payload) as stream:
                 from bundler.serializers import load as _load
 
-                model = _load(stream, fmt, allow=allow, trusted=list(trust))
+                model = _load(stream, fmt, allow=allow)
             sample_info = _add_sample(packer, model, sample)
             model_class = _qualname(model)
         return _finish(packer, serializer=fmt, payload=payload, model_class=model_class, scan=scan,
@@ -375,7 +378,7 @@ def _verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy,
     try:
         report.signature = check_signature(signature_bytes, manifest_bytes, key)
     except SignatureError as exc:
-        report.add_error(exc, "integrity")
+        report.add_error(exc, "signature")
         return report, None
     report.notes.append(report.signature.note)
     report.checked.append("signature")
@@ -457,7 +460,7 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
         text = reader.read_small(REQUIREMENTS_NAME).decode("utf-8", "replace")
         if [ln for ln in text.splitlines() if ln.strip()] != manifest.requirements:
             report.add("integrity", "requirements.txt does not match the manifest's requirements")
-    if requirement_lines(manifest.environment.packages) != manifest.requirements:
+    if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
         report.add("integrity", "manifest: environment.packages and requirements disagree")
     return scan if payload_ok and report.ok else None
 
@@ -529,8 +532,7 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
         with reader.open_member(payload) as stream:
             from bundler.serializers import load as _deserialize
 
-            model = _deserialize(stream, manifest.serializer, allow=allow,  # type: ignore[arg-type]
-                                 trusted=sorted(allow.constructible))
+            model = _deserialize(stream, manifest.serializer, allow=allow)
         report.checked.append("deserialized")
         _validate_structures(model)
         if check_behaviour and manifest.sample is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import stat
 import struct
@@ -19,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from bundler.errors import IntegrityError, UsageError
 
@@ -34,6 +35,7 @@ _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
 _EOCD_MAGIC = b"PK\x05\x06"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_HAVE_PREADV = hasattr(os, "preadv")
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ class BundleReader:
             problems.append("bytes before the first archive entry")
         problems.extend(self._check_layout(list(members.values())))
         if problems:
-            raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=[f"{self.path}: {p}" for p in problems])
+            lines = [f"{self.path}: {p}" for p in problems]
+            raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=lines)
         return members
 
     def _check_info(self, info: zipfile.ZipInfo, members: dict[str, Member]) -> list[str]:
@@ -141,17 +144,19 @@ class BundleReader:
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             problems.append(f"member {shown!r} is a symbolic link")
-        elif info.is_dir() or (mode and not stat.S_ISREG(mode)):
+        elif info.is_dir() or (stat.S_IFMT(mode) and not stat.S_ISREG(mode)):
             problems.append(f"member {shown!r} is not a regular file")
         if info.flag_bits & 0x1:
             problems.append(f"member {shown!r} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             problems.append(f"member {shown!r} uses an unsupported compression method {info.compress_type}")
         if info.file_size > MAX_MEMBER_BYTES:
-            problems.append(f"member {shown!r} declares {info.file_size} bytes, more than the limit of {MAX_MEMBER_BYTES}")
+            problems.append(f"member {shown!r} declares {info.file_size} bytes, "
+                            f"more than the limit of {MAX_MEMBER_BYTES}")
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             problems.append(f"member {shown!r} is stored but its sizes disagree")
-        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1024):
+        compressed = info.compress_type != zipfile.ZIP_STORED
+        if compressed and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1024):
             problems.append(f"member {shown!r} expands {info.file_size} bytes from {info.compress_size} "
                             f"(compression ratio over {MAX_COMPRESSION_RATIO}: zip bomb?)")
         if name in members:
@@ -183,9 +188,10 @@ class BundleReader:
     def _check_layout(self, members: list[Member]) -> list[str]:
         """Entries must not overlap each other or the central directory (overlapping entries are a zip bomb trick)."""
         problems: list[str] = []
-        spans = sorted((m.data_offset, m.data_offset + m.compressed_size, m.name) for m in members if m.data_offset >= 0)
+        spans = sorted((m.data_offset, m.data_offset + m.compressed_size, m.name)
+                       for m in members if m.data_offset >= 0)
         central_start = self._zip.start_dir
-        for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+        for (_, end, name), (next_start, _, next_name) in itertools.pairwise(spans):
             if end > next_start:
                 problems.append(f"members {name!r} and {next_name!r} overlap")
         if spans and spans[-1][1] > central_start:
@@ -198,7 +204,20 @@ class BundleReader:
 
     @contextlib.contextmanager
     def open_member(self, name: str) -> Iterator[IO[bytes]]:
-        """A stream over one member's bytes that refuses to yield more than the declared size and checks the CRC."""
+        """A stream over one member's bytes that never yields more than the declared size.
+
+        Stored members (the payload) are read straight from the file at their data offset: no CRC pass and no
+        zipfile locking, since every member's SHA-256 is checked against the manifest anyway. Compressed members go
+        through zipfile, which checks the CRC and stops at the declared size.
+        """
+        member = self.members[name]
+        if member.stored:
+            if member.data_offset + member.size > self._zip.start_dir:
+                raise IntegrityError(f"{self.path}: member {name!r} runs past the end of the archive data")
+            with io.BufferedReader(_PReadMember(self._fh.fileno(), member.data_offset, member.size),
+                                   buffer_size=1 << 20) as stream:
+                yield stream
+            return
         try:
             with self._zip.open(name) as stream:
                 yield stream
@@ -277,7 +296,7 @@ class BundleWriter:
             fh.seek(info.header_offset)
             fields = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
             fh.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
-            yield _Bounded(fh, info.file_size)
+            yield cast(IO[bytes], io.BufferedReader(_Bounded(fh, info.file_size)))
 
     def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
         self._zip.writestr(self._info(name, compress), data)
@@ -302,10 +321,39 @@ class BundleWriter:
         self._done = True
 
 
+class _PReadMember(io.RawIOBase):
+    """``size`` bytes of a file descriptor from ``offset``, read with pread (no shared file position)."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), self._end - self._pos)
+        if n <= 0:
+            return 0
+        if _HAVE_PREADV:
+            got = os.preadv(self._fd, [view[:n]], self._pos)
+        else:  # pragma: no cover - platforms without preadv
+            data = os.pread(self._fd, n, self._pos)
+            got = len(data)
+            view[:got] = data
+        if got == 0:
+            raise IntegrityError("archive ended inside a member (truncated)")
+        self._pos += got
+        return got
+
+
 class _Bounded(io.RawIOBase):
     """A read-only view of ``size`` bytes of a file from its current position."""
 
-    def __init__(self, fh: BinaryIO, size: int) -> None:
+    def __init__(self, fh: io.BufferedReader, size: int) -> None:
         super().__init__()
         self._fh = fh
         self._left = size

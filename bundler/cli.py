@@ -241,7 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- parser ---------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     common.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     parser = _Parser(prog=PROG, description="Pack a trained model into a verifiable bundle; verify it before loading.",

@@ -45,6 +45,7 @@ def claim_other_version(src: Path, dst: Path, package: str, version: str) -> Non
     manifest = parse_manifest(members[MANIFEST_NAME])
     packages = dict(manifest.environment.packages)
     packages[package] = version
+    packages = dict(sorted(packages.items()))
     requirements = [f"{n}=={v}" for n, v in packages.items()]
     req_bytes = ("\n".join(requirements) + "\n").encode()
     files = [f.model_copy(update={"sha256": sha256_bytes(req_bytes), "size": len(req_bytes)})

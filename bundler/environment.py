@@ -4,19 +4,19 @@ Requirements are inferred *statically*: the payload's pickle globals name the mo
 an installed distribution (``importlib.metadata``), and that distribution's runtime dependencies (Requires-Dist, with
 markers evaluated for this interpreter) are added transitively. Nothing is re-imported or re-loaded in a subprocess
 (MLflow does that, and pays seconds for it).
+
+Only ``packaging.version``/``specifiers`` are imported at module level: ``verify`` needs them, while the requirement
+and marker parsers are only needed when packing.
 """
 
 from __future__ import annotations
 
 import platform
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -136,7 +136,10 @@ def infer_requirements(globals_: Iterable[str], constructed: Iterable[str] = ())
 
 
 def _dependency_closure(roots: Iterable[str]) -> dict[str, str]:
-    env = default_environment()
+    from packaging.markers import default_environment
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
     env["extra"] = ""
     pinned: dict[str, str] = {}
     queue = list(dict.fromkeys(roots))
@@ -160,11 +163,11 @@ def _dependency_closure(roots: Iterable[str]) -> dict[str, str]:
     return pinned
 
 
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*$")
-
 
 def parse_pins(lines: Iterable[str]) -> dict[str, str]:
     """Parse user ``name==version`` pins; every malformed one is reported at once (a UsageError)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     pins: dict[str, str] = {}
     bad: list[str] = []
     for raw in lines:
@@ -177,7 +180,8 @@ def parse_pins(lines: Iterable[str]) -> dict[str, str]:
             bad.append(f"requirement {line!r} is not valid: {exc}")
             continue
         specs = list(req.specifier)
-        if req.url or req.marker or req.extras or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+        exact = len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version
+        if req.url or req.marker or req.extras or not exact:
             bad.append(f"requirement {line!r} must be an exact pin 'name==version'")
             continue
         try:

@@ -7,9 +7,9 @@ Imports of joblib, numpy and skops happen inside the functions: ``bundler verify
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
-from bundler.errors import EnvironmentMismatch, UsageError
+from bundler.errors import EnvironmentMismatch, UnsafeContent, UsageError
 
 SERIALIZERS = ("joblib", "pickle", "skops")
 PAYLOAD_NAMES = {"joblib": "model/model.joblib", "pickle": "model/model.pkl", "skops": "model/model.skops"}
@@ -47,50 +47,22 @@ def dump(model: Any, stream: IO[bytes], serializer: str) -> None:
         raise UsageError(f"unknown serializer {serializer!r}")
 
 
-def load(stream: BinaryIO, serializer: str, *, allow: Any, trusted: list[str]) -> Any:
-    """Deserialize a verified, scanned payload under the restricted unpickler (or skops' own audit)."""
+def load(stream: IO[bytes], serializer: str, *, allow: Any) -> Any:
+    """Deserialize a verified, scanned payload: pickle and joblib under the restricted unpickler, skops with exactly
+    the types our allowlist accepts as trusted (skops' own default trust is not used)."""
     if serializer in ("joblib", "pickle"):
         from bundler.unpickler import restricted_load
 
-        return restricted_load(stream, fmt=serializer, allow=allow)
+        return restricted_load(cast(BinaryIO, stream), fmt=serializer, allow=allow)
     sio = _require_skops()
     data = stream.read()
-    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in trusted]
-    if untrusted:
-        from bundler.errors import UnsafeContent
-
-        raise UnsafeContent(
-            [f"{t} is not trusted by skops (trust it with --trust {t} if you really mean it)" for t in untrusted],
-            offending=untrusted,
-        )
     try:
-        return sio.loads(data, trusted=list(trusted) + list(sio.get_untrusted_types(data=data)))
+        untrusted = list(sio.get_untrusted_types(data=data))
+        refused = [t for t in untrusted if t not in allow.constructible and t not in allow.referable]
+        if refused:
+            raise UnsafeContent(
+                [f"{t} is not allowed in a skops payload (trust it with --trust {t} if you really mean it)"
+                 for t in refused], offending=refused)
+        return sio.loads(data, trusted=untrusted)
     except (ImportError, AttributeError) as exc:
         raise EnvironmentMismatch(f"payload needs something this environment lacks: {exc}") from None
-
-
-def skops_globals(stream: BinaryIO) -> list[str]:
-    """The types a skops payload names: they are recorded in the manifest like pickle globals."""
-    sio = _require_skops()
-    data = stream.read()
-    import json
-    import zipfile
-    from io import BytesIO
-
-    names: set[str] = set()
-    with zipfile.ZipFile(BytesIO(data)) as zf:
-        schema = json.loads(zf.read("schema.json"))
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "__module__" in node and "__class__" in node:
-                names.add(f"{node['__module__']}.{node['__class__']}")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    del sio
-    return sorted(names)

@@ -33,7 +33,8 @@ MAX_KEY_FILE_BYTES = 64 << 10
 class Signer(Protocol):
     """Anything that can produce a signature document for manifest bytes."""
 
-    scheme: str
+    @property
+    def scheme(self) -> str: ...
 
     def sign(self, manifest_bytes: bytes) -> dict[str, Any]: ...
 
@@ -299,8 +300,8 @@ def check_signature(signature_bytes: bytes, manifest_bytes: bytes, key: VerifyKe
     if key is None:
         return SignatureStatus(scheme, key_id if isinstance(key_id, str) else None, False)
     if scheme != key.scheme:
-        raise SignatureError(f"a {key.scheme} key was supplied but the bundle is "
-                             + ("only checksummed (sha256), not signed" if scheme == "sha256" else f"signed with {scheme}"))
+        claim = "only checksummed (sha256), not signed" if scheme == "sha256" else f"signed with {scheme}"
+        raise SignatureError(f"a {key.scheme} key was supplied but the bundle is {claim}")
     assert isinstance(signature, str)
     if not key.check(signature, manifest_bytes):
         raise SignatureError(f"signature does not verify with the supplied key (key id {key.key_id}; "

@@ -20,7 +20,7 @@ MAX_SCHEMA_BYTES = 64 << 20
 
 
 def scan_skops(stream: IO[bytes]) -> ScanResult:
-    """Every ``module.class`` and function a skops payload names; all are treated as constructed."""
+    """Every ``module.class`` and function a skops payload names; functions count as values, the rest as calls."""
     data = stream.read(MAX_SKOPS_BYTES + 1)
     if len(data) > MAX_SKOPS_BYTES:
         raise IntegrityError("skops payload is larger than the limit")
@@ -33,23 +33,23 @@ def scan_skops(stream: IO[bytes]) -> ScanResult:
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
         raise IntegrityError(f"malformed skops payload: {exc}") from None
     names: set[str] = set()
+    calls: set[str] = set()
     stack: list[Any] = [schema]
     root = None
-    if isinstance(schema, dict) and isinstance(schema.get("__module__"), str) and isinstance(schema.get("__class__"), str):
-        root = f"{schema['__module__']}.{schema['__class__']}"
+    if isinstance(schema, dict):
+        module, cls = schema.get("__module__"), schema.get("__class__")
+        if isinstance(module, str) and isinstance(cls, str):
+            root = f"{module}.{cls}"
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             module, cls = node.get("__module__"), node.get("__class__")
             if isinstance(module, str) and isinstance(cls, str):
                 names.add(f"{module}.{cls}")
-            content = node.get("content")
-            if node.get("__loader__") in ("FunctionNode", "TypeNode") and isinstance(content, dict):
-                mod, fn = content.get("module_path"), content.get("function") or content.get("__class__")
-                if isinstance(mod, str) and isinstance(fn, str):
-                    names.add(f"{mod}.{fn}")
+                # A FunctionNode only looks the function up (a value, like a score_func); other nodes construct.
+                if node.get("__loader__") != "FunctionNode":
+                    calls.add(f"{module}.{cls}")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    ordered = tuple(sorted(names))
-    return ScanResult(format="skops", globals=ordered, calls=ordered, root=root)
+    return ScanResult(format="skops", globals=tuple(sorted(names)), calls=tuple(sorted(calls)), root=root)

@@ -36,7 +36,7 @@ def rewrite(src: Path, dst: Path, *, members: Callable[[dict[str, bytes]], None]
     if manifest is not None:
         manifest(doc)
     if rehash:
-        for entry in doc["files"]:
+        for entry in doc.get("files", []):
             if entry["path"] in m:
                 entry["sha256"] = sha256_bytes(m[entry["path"]])
                 entry["size"] = len(m[entry["path"]])

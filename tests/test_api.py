@@ -212,7 +212,7 @@ def test_policy_none_still_reports_differences(packed: Path, tmp_path: Path) -> 
 def test_missing_package_fails_unless_none(packed: Path, tmp_path: Path) -> None:
     path = _claim(packed, tmp_path / "c.mlbundle", "not-installed-pkg", "1.0")
     report = bundler.verify(path)
-    assert report.exit_code == 4 and "not installed" in _problems(report)
+    assert report.exit_code == 4 and "not installed" in _problems(report), report.problems
     assert bundler.verify(path, policy="none").ok
 
 

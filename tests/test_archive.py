@@ -51,7 +51,7 @@ def test_directory_member(tmp_path: Path) -> None:
 
 def test_duplicate_names(tmp_path: Path, packed: Path) -> None:
     members = read_members(packed)
-    entries = list(members.items()) + [("model/model.joblib", b"evil")]
+    entries = [*list(members.items()), ("model/model.joblib", b"evil")]
     with pytest.warns(UserWarning):
         path = _zip(tmp_path / "b.mlbundle", entries)
     _refused(path, "duplicate member name")

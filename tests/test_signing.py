@@ -66,7 +66,7 @@ def test_garbage_signature_documents(doc: bytes) -> None:
 def test_unknown_scheme_is_named() -> None:
     from bundler.hashing import sha256_bytes
 
-    doc = ('{"scheme":"rsa","manifest_sha256":"%s","signature":"AA==","key_id":"k"}' % sha256_bytes(MANIFEST)).encode()
+    doc = (f'{{"scheme":"rsa","manifest_sha256":"{sha256_bytes(MANIFEST)}","signature":"AA==","key_id":"k"}}').encode()
     with pytest.raises(SignatureError, match="unknown signature scheme 'rsa'"):
         check_signature(doc, MANIFEST, None)
 
@@ -98,7 +98,10 @@ def test_hmac_key_file_that_is_not_a_key(tmp_path: Path, content: bytes) -> None
         HmacKey.from_file(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a pem", b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"])
+BAD_PEM = b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pem", BAD_PEM])
 def test_pem_files_that_are_not_keys(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.pem"
     path.write_bytes(content)

@@ -31,7 +31,8 @@ def manifests(draw: Any) -> Manifest:
                                                             "sample/predict.npy", "pylock.toml"]))))]
     return Manifest(
         format_version=1, bundler_version=draw(_versions), created=draw(st.text(max_size=25)),
-        model_class=draw(st.text(min_size=1, max_size=40)), serializer=draw(st.sampled_from(["joblib", "pickle", "skops"])),
+        model_class=draw(st.text(min_size=1, max_size=40)),
+        serializer=draw(st.sampled_from(["joblib", "pickle", "skops"])),
         payload=["model/model.joblib"], files=files,
         environment=Environment(python_version=draw(_versions), implementation="CPython", platform="linux",
                                 machine=draw(st.sampled_from(["x86_64", "aarch64"])), packages=packages),
