@@ -37,7 +37,7 @@ from bundler.errors import (
     UnsafeContent,
     UsageError,
 )
-from bundler.hashing import CHUNK_SIZE, HashingReader, HashingWriter, sha256_bytes
+from bundler.hashing import CHUNK_SIZE, BackgroundDigest, HashingReader, HashingWriter, sha256_bytes
 from bundler.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -433,24 +433,15 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
             payload_ok = payload_ok and name not in manifest.payload
             continue
         try:
-            with reader.open_member(name) as stream:
-                hashing = HashingReader(stream)
-                if name in manifest.payload:
-                    try:
-                        scan = _scan_payload(hashing, manifest.serializer)
-                    except BundleError as exc:
-                        scan_error: BundleError | None = exc
-                    else:
-                        scan_error = None
-                    hashing.drain()
-                else:
-                    hashing.drain()
-                    scan_error = None
+            digest, size, result, scan_error = _hash_and_scan(
+                reader, name, manifest.serializer if name in manifest.payload else None)
         except IntegrityError as exc:
             report.add_error(exc, "integrity")
             payload_ok = payload_ok and name not in manifest.payload
             continue
-        if hashing.hexdigest != entry.sha256 or hashing.size != entry.size:
+        if result is not None:
+            scan = result
+        if digest != entry.sha256 or size != entry.size:
             report.add("integrity", f"member {name!r} altered: its SHA-256 does not match the manifest")
             payload_ok = payload_ok and name not in manifest.payload
         elif scan_error is not None:
@@ -463,6 +454,40 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
     if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
         report.add("integrity", "manifest: environment.packages and requirements disagree")
     return scan if payload_ok and report.ok else None
+
+
+def _hash_and_scan(reader: BundleReader, name: str,
+                   serializer: str | None) -> tuple[str, int, Any, BundleError | None]:
+    """Hash one member and, for the payload, scan it in the same read: (sha256, size, scan, scan error).
+
+    Stored members are hashed on a worker thread while the scan parses on this one. A scan error (malformed or
+    hostile stream) is returned, not raised: an altered payload must be reported as altered first.
+    """
+    member = reader.members[name]
+    scan_result = scan_error = None
+    if member.stored:
+        digest = BackgroundDigest()
+        try:
+            with reader.open_member(name, digest=digest) as stream:
+                if serializer is not None:
+                    try:
+                        scan_result = _scan_payload(stream, serializer)
+                    except BundleError as exc:
+                        scan_error = exc
+                while stream.read(CHUNK_SIZE):
+                    pass
+        finally:
+            hexdigest = digest.hexdigest()
+        return hexdigest, digest.size, scan_result, scan_error
+    with reader.open_member(name) as stream:
+        hashing = HashingReader(stream)
+        if serializer is not None:
+            try:
+                scan_result = _scan_payload(hashing, serializer)
+            except BundleError as exc:
+                scan_error = exc
+        hashing.drain()
+    return hashing.hexdigest, hashing.size, scan_result, scan_error
 
 
 def _check_environment(manifest: Manifest, report: Report, policy: Policy, against: Mapping[str, str] | None) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from bundler.errors import IntegrityError, UsageError
+from bundler.hashing import BackgroundDigest
 
 #: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
 MAX_MEMBERS = 10_000
@@ -203,21 +204,26 @@ class BundleReader:
         return list(self.members)
 
     @contextlib.contextmanager
-    def open_member(self, name: str) -> Iterator[IO[bytes]]:
+    def open_member(self, name: str, *, digest: BackgroundDigest | None = None) -> Iterator[IO[bytes]]:
         """A stream over one member's bytes that never yields more than the declared size.
 
         Stored members (the payload) are read straight from the file at their data offset: no CRC pass and no
         zipfile locking, since every member's SHA-256 is checked against the manifest anyway. Compressed members go
         through zipfile, which checks the CRC and stops at the declared size.
+
+        With ``digest`` (stored members only), every byte read from the file, read-ahead included, is fed to it;
+        callers drain the stream so that the digest covers the whole member.
         """
         member = self.members[name]
         if member.stored:
             if member.data_offset + member.size > self._zip.start_dir:
                 raise IntegrityError(f"{self.path}: member {name!r} runs past the end of the archive data")
-            with io.BufferedReader(_PReadMember(self._fh.fileno(), member.data_offset, member.size),
-                                   buffer_size=1 << 20) as stream:
+            raw = _PReadMember(self._fh.fileno(), member.data_offset, member.size, digest)
+            with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
                 yield stream
             return
+        if digest is not None:
+            raise ValueError("background digests are only for stored members")
         try:
             with self._zip.open(name) as stream:
                 yield stream
@@ -324,11 +330,12 @@ class BundleWriter:
 class _PReadMember(io.RawIOBase):
     """``size`` bytes of a file descriptor from ``offset``, read with pread (no shared file position)."""
 
-    def __init__(self, fd: int, offset: int, size: int) -> None:
+    def __init__(self, fd: int, offset: int, size: int, digest: BackgroundDigest | None = None) -> None:
         super().__init__()
         self._fd = fd
         self._pos = offset
         self._end = offset + size
+        self._digest = digest
 
     def readable(self) -> bool:
         return True
@@ -347,6 +354,8 @@ class _PReadMember(io.RawIOBase):
         if got == 0:
             raise IntegrityError("archive ended inside a member (truncated)")
         self._pos += got
+        if self._digest is not None:
+            self._digest.update(bytes(view[:got]))
         return got
 
 

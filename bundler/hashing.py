@@ -92,6 +92,42 @@ class HashingWriter:
         return self._digest.hexdigest()
 
 
+class BackgroundDigest:
+    """SHA-256 computed on a worker thread, fed in order.
+
+    ``hashlib`` releases the GIL while hashing large buffers, so a consumer that parses in Python (the pickle scan)
+    and the digest run on two cores at once: verifying costs about max(scan, hash) instead of their sum.
+    """
+
+    _DONE = None
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._digest = hashlib.sha256()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bundler-sha256", daemon=True)
+        self._thread.start()
+        self._hex: str | None = None
+        self.size = 0
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        if self._hex is None:
+            self._queue.put(self._DONE)
+            self._thread.join()
+            self._hex = self._digest.hexdigest()
+        return self._hex
+
+
 class HashingReader:
     """A read-only file object over ``source`` that hashes every byte read, so a scan and a hash share one pass."""
 
