@@ -16,6 +16,9 @@ from bundler.errors import IntegrityError
 from bundler.scan import ScanResult
 
 MAX_SKOPS_BYTES = 8 << 30
+#: skops node loaders that do not call the named class: function and type look-ups, arrays and dtypes read from
+#: .npy members without pickle.
+_VALUE_LOADERS = frozenset({"FunctionNode", "TypeNode", "NdArrayNode", "DTypeNode"})
 MAX_SCHEMA_BYTES = 64 << 20
 
 
@@ -46,8 +49,9 @@ def scan_skops(stream: IO[bytes]) -> ScanResult:
             module, cls = node.get("__module__"), node.get("__class__")
             if isinstance(module, str) and isinstance(cls, str):
                 names.add(f"{module}.{cls}")
-                # A FunctionNode only looks the function up (a value, like a score_func); other nodes construct.
-                if node.get("__loader__") != "FunctionNode":
+                # Some nodes only look a name up or read array data without pickle (a value, like a score_func or
+                # a dtype); the others construct an object of that class.
+                if node.get("__loader__") not in _VALUE_LOADERS:
                     calls.add(f"{module}.{cls}")
             stack.extend(node.values())
         elif isinstance(node, list):

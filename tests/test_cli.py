@@ -142,7 +142,7 @@ def test_pack_file_verify_load_subprocess(model: Any, data: Any, tmp_path: Path,
     assert doc["manifest"]["metadata"] == {"auc": 0.93, "owner": "ds-team"}
     assert doc["manifest"]["model_class"] == "sklearn.pipeline.Pipeline"
     assert "gunicorn==22.0.0" in doc["manifest"]["requirements"]
-    result = run_cli("load", out, "--public-key", keypair[1], "--json")
+    result = run_cli("load", out, "--public-key", keypair[1], "--json", "--allow", "gunicorn", "none")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["signature"]["authenticated"] is True
 

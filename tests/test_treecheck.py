@@ -1,0 +1,111 @@
+"""Tree validation: real tree models pass quickly; crafted node arrays are reported, never crash."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    IsolationForest,
+    RandomForestClassifier,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree._tree import Tree
+
+from bundler.treecheck import validate_trees
+
+
+@pytest.fixture(scope="module")
+def Xy() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(200, 5))
+    return X, (X[:, 0] + X[:, 1] > 1).astype(int)
+
+
+def test_real_models_pass(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    Xc = X.copy()
+    Xc[:, 2] = np.arange(len(X)) % 4
+    models = [RandomForestClassifier(10, random_state=0).fit(X, y), ExtraTreesRegressor(5).fit(X, X[:, 0]),
+              GradientBoostingClassifier(n_estimators=5).fit(X, y), IsolationForest(n_estimators=5,
+              max_features=3, random_state=0).fit(X), HistGradientBoostingClassifier(
+              max_iter=5, categorical_features=[2]).fit(Xc, y),
+              make_pipeline(StandardScaler(), DecisionTreeClassifier()).fit(X, y)]
+    for m in models:
+        assert validate_trees(m) == [], type(m).__name__
+
+
+def test_forest_of_300_is_fast(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    rf = RandomForestClassifier(300, random_state=0, n_jobs=2).fit(X, y)
+    validate_trees(rf)
+    t = time.perf_counter()
+    assert validate_trees(rf) == []
+    assert time.perf_counter() - t < 0.1
+
+
+def _tamper(est: DecisionTreeClassifier, field: str, index: int, value: int) -> DecisionTreeClassifier:
+    t = est.tree_
+    state = t.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes[field][index] = value
+    state["nodes"] = nodes
+    bad = Tree(t.n_features, np.asarray(t.n_classes), t.n_outputs)
+    bad.__setstate__(state)
+    est.tree_ = bad
+    return est
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("left_child", 10 ** 6, "child indices"), ("right_child", 0, "child indices"), ("left_child", 0, "child"),
+    ("feature", 99, "feature"), ("feature", -5, "feature"),
+])
+def test_crafted_trees_reported(Xy: tuple[np.ndarray, np.ndarray], field: str, value: int, what: str) -> None:
+    X, y = Xy
+    est = _tamper(DecisionTreeClassifier(random_state=0).fit(X, y), field, 0, value)
+    problems = validate_trees({"wrapped": [est]})
+    assert problems and what in problems[0]
+    assert "model['wrapped'][0].tree_" in problems[0]
+
+
+def test_leaf_with_child_reported(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    est = DecisionTreeClassifier(random_state=0).fit(X, y)
+    leaf = int(np.flatnonzero(est.tree_.children_left == -1)[0])
+    problems = validate_trees(_tamper(est, "right_child", leaf, 1))
+    assert any("leaf" in p for p in problems)
+
+
+def test_hgb_predictor_reported(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    est = HistGradientBoostingClassifier(max_iter=2).fit(X, y)
+    pred = est._predictors[0][0]
+    nodes = pred.nodes.copy()
+    nodes["left"][0] = 0
+    pred.nodes = nodes
+    assert any("child" in p for p in validate_trees(est))
+    nodes["left"][0] = 1
+    nodes["feature_idx"][0] = 7
+    pred.nodes = nodes
+    assert any("feature" in p for p in validate_trees(est))
+
+
+def test_kdtree_index_reported() -> None:
+    from sklearn.neighbors import KDTree, KNeighborsRegressor
+
+    X = np.random.RandomState(0).uniform(size=(60, 3))
+    est = KNeighborsRegressor(algorithm="ball_tree").fit(X, X[:, 0])
+    assert validate_trees(est) == []
+    state = list(KDTree(X).__getstate__())
+    nodes = state[2].copy()
+    nodes["idx_end"][0] = 10 ** 6
+    state[2] = nodes
+    bad = KDTree.__new__(KDTree)
+    bad.__setstate__(tuple(state))
+    assert any("node index ranges" in p for p in validate_trees([bad]))
