@@ -207,13 +207,6 @@ def _scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> Any:
     return scan_fileobj(cast(BinaryIO, stream))
 
 
-def _offending(scan: Any, allow: Any) -> list[str]:
-    """Names the allowlist refuses (called but not constructible; referenced but not referable)."""
-    bad = [c for c in scan.calls if c not in allow.constructible]
-    bad += [g for g in scan.globals if g not in allow.constructible and g not in allow.referable]
-    return sorted(set(bad))
-
-
 def _default_allowlist(trust: Iterable[str] = ()) -> Any:
     from bundler.allowlist import DEFAULT_ALLOWLIST
 
@@ -262,7 +255,7 @@ def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str,
 
 
 def _warn_outside_allowlist(scan: Any) -> None:
-    bad = _offending(scan, _default_allowlist())
+    bad = _default_allowlist().offending(scan)
     if bad:
         warnings.warn(
             "a default loader would refuse these globals: " + ", ".join(bad)
@@ -316,50 +309,53 @@ def detect_format(head: bytes) -> str:
 def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, serializer: str | None = None,
               sample: Any = None, signer: Signer | None = None, metadata: Mapping[str, Any] | None = None,
               requirements: Iterable[str] | None = None, trust: Iterable[str] = (), lock: bool = False) -> Manifest:
-    """Bundle an existing ``.joblib`` / ``.pkl`` / ``.skops`` file. It is scanned first and refused (UnsafeContent)
-    when it names globals outside the allowlist, unless the caller trusts them explicitly."""
+    """Bundle an existing ``.joblib`` / ``.pkl`` / ``.skops`` file, whose format is detected from its content.
+
+    The file is scanned first and refused (``UnsafeContent``) when it names globals outside the allowlist, unless the
+    caller trusts them explicitly; then the copy in the bundle is loaded with the restricted unpickler and its tree
+    structures are validated, so a crafted model is refused at pack time too. The source is read through one open
+    file descriptor, so what was scanned is what gets bundled.
+    """
     src = check_input_file(source)
     meta = _check_metadata(metadata)
     parse_pins(requirements or [])
+    allow = _default_allowlist(trust)
     with open(src, "rb") as fh:
         head = fh.read(8)
-    if not head:
-        raise UsageError(f"{src}: empty file, not a model")
-    detected = detect_format(head)
-    with open(src, "rb") as fh:
+        if not head:
+            raise UsageError(f"{src}: empty file, not a model")
+        fh.seek(0)
+        detected = detect_format(head)
         scan = _scan_payload(fh, "skops" if detected == "skops" else "pickle")
-    fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
-    # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
-    compatible = serializer == "joblib" and fmt == "pickle"
-    if serializer is not None and check_serializer(serializer) != fmt and not compatible:
-        raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
-    fmt = serializer or fmt
-    allow = _default_allowlist(trust)
-    bad = _offending(scan, allow)
-    if bad:
-        lines = allow.audit(scan)
-        raise UnsafeContent(lines[0] if lines else f"{src}: unsafe globals", problems=lines or bad, offending=bad)
-    model_class = scan.root or "unknown"
-    payload = PAYLOAD_NAMES[fmt]
-    with BundleWriter(path) as writer:
-        packer = _Packer(writer)
+        fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
+        # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
+        compatible = serializer == "joblib" and fmt == "pickle"
+        if serializer is not None and check_serializer(serializer) != fmt and not compatible:
+            raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
+        fmt = serializer or fmt
+        bad = allow.offending(scan)
+        if bad:
+            lines = allow.audit(scan)
+            raise UnsafeContent(lines[0] if lines else f"{src}: unsafe globals", problems=lines or bad, offending=bad)
+        payload = PAYLOAD_NAMES[fmt]
+        with BundleWriter(path) as writer:
+            packer = _Packer(writer)
 
-        def copy(stream: IO[bytes]) -> None:
-            with open(src, "rb") as fh:
+            def copy(stream: IO[bytes]) -> None:
+                fh.seek(0)
                 while chunk := fh.read(CHUNK_SIZE):
                     stream.write(chunk)
 
-        packer.add_stream(payload, copy)
-        sample_info = None
-        if sample is not None:
+            packer.add_stream(payload, copy)
             with writer.read_back(payload) as stream:
                 from bundler.serializers import load as _load
 
                 model = _load(stream, fmt, allow=allow)
+            _validate_structures(model)
             sample_info = _add_sample(packer, model, sample)
-            model_class = _qualname(model)
-        return _finish(packer, serializer=fmt, payload=payload, model_class=model_class, scan=scan,
-                       sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer, lock=lock)
+            return _finish(packer, serializer=fmt, payload=payload, model_class=_qualname(model), scan=scan,
+                           sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer,
+                           lock=lock)
 
 
 # -- verify -----------------------------------------------------------------------------------------------------
@@ -399,7 +395,7 @@ def _verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy,
             trusted += manifest.globals
         allow = _default_allowlist(trusted)
         report.globals = list(scan.globals)
-        bad = _offending(scan, allow)
+        bad = allow.offending(scan)
         if bad:
             lines = allow.audit(scan)
             for name in bad:

@@ -179,7 +179,7 @@ class BundleReader:
         if fields[0] != _LOCAL_MAGIC:
             problems.append(f"member {info.filename!r}: bad local header")
             return -1
-        name_len, extra_len = fields[9], fields[10]
+        name_len, extra_len = int(fields[9]), int(fields[10])
         local_name = self._fh.read(name_len)
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
         if local_name.decode(encoding, "replace") != info.filename:
