@@ -181,8 +181,11 @@ class _Packer:
     def add_stream(self, name: str, fill: Any) -> FileEntry:
         with self.writer.open_member(name) as raw:
             hashing = HashingWriter(raw)
-            fill(hashing)
-        entry = FileEntry(path=name, sha256=hashing.hexdigest, size=hashing.size)
+            try:
+                fill(hashing)
+            finally:
+                digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
+        entry = FileEntry(path=name, sha256=digest, size=hashing.size)
         self.files.append(entry)
         return entry
 

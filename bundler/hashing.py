@@ -57,20 +57,24 @@ def sha256_bytes(data: bytes) -> str:
 class HashingWriter:
     """A write-only binary file object that hashes and counts what passes through it to ``target``.
 
-    Packing writes the payload once and gets its digest from the same pass (no re-read of the written member).
+    Packing writes the payload once and gets its digest from the same pass (no re-read of the written member). The
+    digest runs on a worker thread, so hashing overlaps with serializing; buffers the caller may reuse after
+    ``write`` returns are copied first, ``bytes`` (immutable) are not.
     """
 
     def __init__(self, target: BinaryIO | IO[bytes]) -> None:
         self._target = target
-        self._digest = hashlib.sha256()
-        self.size = 0
+        self._digest = BackgroundDigest()
+
+    @property
+    def size(self) -> int:
+        return self._digest.size
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._digest.update(data)
-        self._target.write(data)
-        n = memoryview(data).nbytes
-        self.size += n
-        return n
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._target.write(chunk)
+        self._digest.update(chunk)
+        return len(chunk)
 
     def flush(self) -> None:
         self._target.flush()

@@ -764,7 +764,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", nargs="?", help="the .mlbundle to test (omit with --fixtures)")
     parser.add_argument("--versions", nargs="+", metavar="X.Y", help="scikit-learn versions to load under")
     parser.add_argument("--python", help="interpreter for the environments (default: this one)")
-    parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the cells as JSON to OUT")
+    parser.add_argument("--json", dest="json_out", metavar="OUT", nargs="?", const="-",
+                        help="the cells as JSON: to OUT, or alone as the one document on stdout")
     parser.add_argument("--markdown", dest="markdown_out", metavar="OUT", help="write a Markdown table to OUT")
     parser.add_argument("--reports", metavar="DIR", help="write matrix.md, matrix.json, matrix.png into DIR")
     parser.add_argument("--workdir", metavar="DIR", help="where to create the environments (kept; reused next run)")
@@ -803,8 +804,11 @@ def run(args: argparse.Namespace) -> int:
         for path in write_reports(cells, args.reports, title=title, meta=meta):
             print(f"wrote {path}", file=sys.stderr)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(to_json(cells, meta=meta), indent=1, sort_keys=True) + "\n",
-                                       encoding="utf-8")
+        document = json.dumps(to_json(cells, meta=meta), indent=1, sort_keys=True) + "\n"
+        if args.json_out == "-":
+            sys.stdout.write(document)
+        else:
+            Path(args.json_out).write_text(document, encoding="utf-8")
     if args.markdown_out:
         Path(args.markdown_out).write_text(to_markdown(cells, title=title, meta=meta), encoding="utf-8")
     return 0
