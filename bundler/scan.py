@@ -306,6 +306,18 @@ class _PlainSource:
             raise _malformed(f"payload exceeds {self.limit} bytes")
         return data
 
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` straight from the file (no intermediate bytes): large array spans are read in one copy."""
+        if self.head or not hasattr(self.f, "readinto"):
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        n = int(self.f.readinto(view) or 0)
+        self.total += n
+        if self.total > self.limit:
+            raise _malformed(f"payload exceeds {self.limit} bytes")
+        return n
+
 
 class _Stream:
     """Buffered, forward-only view of the (decompressed) pickle bytes with absolute offsets."""

@@ -51,6 +51,8 @@ class _ChunkRaw(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         view = memoryview(b).cast("B")
+        if not self.pending and isinstance(self.src, _PlainSource):
+            return self.src.readinto(view)
         if not self.pending:
             self.pending = self.src.read(min(len(view), CHUNK))
             if not self.pending:
