@@ -37,7 +37,15 @@ from bundler.errors import (
     UnsafeContent,
     UsageError,
 )
-from bundler.hashing import CHUNK_SIZE, BackgroundDigest, HashingReader, HashingWriter, sha256_bytes
+from bundler.hashing import (
+    CHUNK_SIZE,
+    CHUNKED_MIN_BYTES,
+    DIGEST_CHUNK_BYTES,
+    BackgroundDigest,
+    HashingReader,
+    HashingWriter,
+    sha256_bytes,
+)
 from bundler.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -185,7 +193,11 @@ class _Packer:
                 fill(hashing)
             finally:
                 digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
-        entry = FileEntry(path=name, sha256=digest, size=hashing.size)
+        chunks = None
+        if hashing.size >= CHUNKED_MIN_BYTES:
+            chunks = self.writer.chunk_digests(name)
+        entry = FileEntry(path=name, sha256=digest, size=hashing.size,
+                          chunk_size=DIGEST_CHUNK_BYTES if chunks is not None else None, chunks=chunks)
         self.files.append(entry)
         return entry
 
@@ -432,15 +444,15 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
             payload_ok = payload_ok and name not in manifest.payload
             continue
         try:
-            digest, size, result, scan_error = _hash_and_scan(
-                reader, name, manifest.serializer if name in manifest.payload else None)
+            intact, result, scan_error = _hash_and_scan(
+                reader, entry, manifest.serializer if name in manifest.payload else None)
         except IntegrityError as exc:
             report.add_error(exc, "integrity")
             payload_ok = payload_ok and name not in manifest.payload
             continue
         if result is not None:
             scan = result
-        if digest != entry.sha256 or size != entry.size:
+        if not intact:
             report.add("integrity", f"member {name!r} altered: its SHA-256 does not match the manifest")
             payload_ok = payload_ok and name not in manifest.payload
         elif scan_error is not None:
@@ -455,38 +467,52 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
     return scan if payload_ok and report.ok else None
 
 
-def _hash_and_scan(reader: BundleReader, name: str,
-                   serializer: str | None) -> tuple[str, int, Any, BundleError | None]:
-    """Hash one member and, for the payload, scan it in the same read: (sha256, size, scan, scan error).
+def _hash_and_scan(reader: BundleReader, entry: FileEntry,
+                   serializer: str | None) -> tuple[bool, Any, BundleError | None]:
+    """Check one member's digests and, for the payload, scan it in the same pass: (intact, scan, scan error).
 
-    Stored members are hashed on a worker thread while the scan parses on this one. A scan error (malformed or
-    hostile stream) is returned, not raised: an altered payload must be reported as altered first.
+    Hashing never waits for the scan: a member with chunked digests is hashed chunk by chunk on every core while
+    the scan reads it on this thread; other stored members are hashed on a worker thread fed by the scan's own
+    reads. A scan error (malformed or hostile stream) is returned, not raised: an altered payload must be reported
+    as altered first.
     """
+    name = entry.path
     member = reader.members[name]
     scan_result = scan_error = None
+
+    def scan(stream: IO[bytes] | HashingReader) -> None:
+        nonlocal scan_result, scan_error
+        if serializer is not None:
+            try:
+                scan_result = _scan_payload(stream, serializer)
+            except BundleError as exc:
+                scan_error = exc
+
+    if member.stored and entry.chunks is not None and entry.chunk_size is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(reader.chunk_digests, name, entry.chunk_size)
+            if serializer is not None:
+                with reader.open_member(name) as stream:
+                    scan(stream)
+            digests = pending.result()
+        return digests == entry.chunks, scan_result, scan_error
     if member.stored:
         digest = BackgroundDigest()
         try:
             with reader.open_member(name, digest=digest) as stream:
-                if serializer is not None:
-                    try:
-                        scan_result = _scan_payload(stream, serializer)
-                    except BundleError as exc:
-                        scan_error = exc
+                scan(stream)
                 while stream.read(CHUNK_SIZE):
                     pass
         finally:
             hexdigest = digest.hexdigest()
-        return hexdigest, digest.size, scan_result, scan_error
+        return hexdigest == entry.sha256 and digest.size == entry.size, scan_result, scan_error
     with reader.open_member(name) as stream:
         hashing = HashingReader(stream)
-        if serializer is not None:
-            try:
-                scan_result = _scan_payload(hashing, serializer)
-            except BundleError as exc:
-                scan_error = exc
+        scan(hashing)
         hashing.drain()
-    return hashing.hexdigest, hashing.size, scan_result, scan_error
+    return hashing.hexdigest == entry.sha256 and hashing.size == entry.size, scan_result, scan_error
 
 
 def _check_environment(manifest: Manifest, report: Report, policy: Policy, against: Mapping[str, str] | None) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from bundler.errors import IntegrityError, UsageError
-from bundler.hashing import BackgroundDigest
+from bundler.hashing import BackgroundDigest, chunk_digests
 
 #: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
 MAX_MEMBERS = 10_000
@@ -211,14 +211,18 @@ class BundleReader:
         zipfile locking, since every member's SHA-256 is checked against the manifest anyway. Compressed members go
         through zipfile, which checks the CRC and stops at the declared size.
 
-        With ``digest`` (stored members only), every byte read from the file, read-ahead included, is fed to it;
-        callers drain the stream so that the digest covers the whole member.
+        With ``digest`` (stored members only), every chunk read is also fed to it: the stream then returns fresh
+        ``bytes`` per read, which the hashing thread can take without a copy. Callers drain the stream so that the
+        digest covers the whole member.
         """
         member = self.members[name]
         if member.stored:
             if member.data_offset + member.size > self._zip.start_dir:
                 raise IntegrityError(f"{self.path}: member {name!r} runs past the end of the archive data")
-            raw = _PReadMember(self._fh.fileno(), member.data_offset, member.size, digest)
+            if digest is not None:
+                yield cast(IO[bytes], _PReadChunks(self._fh.fileno(), member.data_offset, member.size, digest))
+                return
+            raw = _PReadMember(self._fh.fileno(), member.data_offset, member.size)
             with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
                 yield stream
             return
@@ -246,6 +250,16 @@ class BundleReader:
         if len(data) > limit:
             raise IntegrityError(f"{self.path}: member {name!r} is larger than the limit of {limit}")
         return data
+
+    def chunk_digests(self, name: str, chunk_size: int) -> list[str]:
+        """Chunked SHA-256 digests of a stored member, computed on every core (see ``FileEntry.chunks``)."""
+        member = self.members[name]
+        if not member.stored:
+            raise ValueError("chunked digests are only for stored members")
+        try:
+            return chunk_digests(self._fh.fileno(), member.data_offset, member.size, chunk_size)
+        except EOFError:
+            raise IntegrityError(f"{self.path}: member {name!r} is truncated") from None
 
     def raw_file(self) -> BinaryIO:
         """The underlying file, for zero-copy reads of stored members at ``Member.data_offset``."""
@@ -291,18 +305,27 @@ class BundleWriter:
         with self._zip.open(self._info(name, compress), "w", force_zip64=True) as stream:
             yield stream
 
-    @contextlib.contextmanager
-    def read_back(self, name: str) -> Iterator[IO[bytes]]:
-        """Read a stored member already written (to scan a payload before the manifest is written)."""
+    def _span(self, name: str) -> tuple[int, int]:
+        """(data offset, size) of a stored member already written to the temporary file."""
         info = self._zip.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED:
             raise ValueError("only stored members can be read back")
         self._fh.flush()
-        with open(self._tmp, "rb") as fh:
-            fh.seek(info.header_offset)
-            fields = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
-            fh.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
-            yield cast(IO[bytes], io.BufferedReader(_Bounded(fh, info.file_size)))
+        fields = _LOCAL_HEADER.unpack(os.pread(self._fh.fileno(), _LOCAL_HEADER.size, info.header_offset))
+        return info.header_offset + _LOCAL_HEADER.size + int(fields[9]) + int(fields[10]), info.file_size
+
+    @contextlib.contextmanager
+    def read_back(self, name: str) -> Iterator[IO[bytes]]:
+        """Read a stored member already written (to scan a payload before the manifest is written)."""
+        offset, size = self._span(name)
+        raw = _PReadMember(self._fh.fileno(), offset, size)
+        with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
+            yield stream
+
+    def chunk_digests(self, name: str) -> list[str]:
+        """Chunked SHA-256 digests of a stored member already written (see ``FileEntry.chunks``)."""
+        offset, size = self._span(name)
+        return chunk_digests(self._fh.fileno(), offset, size)
 
     def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
         self._zip.writestr(self._info(name, compress), data)
@@ -330,12 +353,11 @@ class BundleWriter:
 class _PReadMember(io.RawIOBase):
     """``size`` bytes of a file descriptor from ``offset``, read with pread (no shared file position)."""
 
-    def __init__(self, fd: int, offset: int, size: int, digest: BackgroundDigest | None = None) -> None:
+    def __init__(self, fd: int, offset: int, size: int) -> None:
         super().__init__()
         self._fd = fd
         self._pos = offset
         self._end = offset + size
-        self._digest = digest
 
     def readable(self) -> bool:
         return True
@@ -354,30 +376,33 @@ class _PReadMember(io.RawIOBase):
         if got == 0:
             raise IntegrityError("archive ended inside a member (truncated)")
         self._pos += got
-        if self._digest is not None:
-            self._digest.update(bytes(view[:got]))
         return got
 
 
-class _Bounded(io.RawIOBase):
-    """A read-only view of ``size`` bytes of a file from its current position."""
+class _PReadChunks:
+    """Sequential ``read(n)`` over ``size`` bytes of a file descriptor with pread; each chunk is a new ``bytes``
+    object, given to ``digest`` as it is returned (so hashing needs no copy of a shared buffer)."""
 
-    def __init__(self, fh: io.BufferedReader, size: int) -> None:
-        super().__init__()
-        self._fh = fh
-        self._left = size
+    def __init__(self, fd: int, offset: int, size: int, digest: BackgroundDigest) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + size
+        self._digest = digest
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), self._left)
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._pos
+        n = left if n is None or n < 0 else min(n, left)
         if n <= 0:
-            return 0
-        got = self._fh.readinto(view[:n])
-        self._left -= got
-        return got
+            return b""
+        data = os.pread(self._fd, n, self._pos)
+        if not data:
+            raise IntegrityError("archive ended inside a member (truncated)")
+        self._pos += len(data)
+        self._digest.update(data)
+        return data
 
 
 def _umask() -> int:

@@ -158,3 +158,37 @@ class HashingReader:
     @property
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
+
+
+#: Payloads at least this large get chunked digests in the manifest (smaller ones: one SHA-256 is fast enough, and
+#: computing chunk digests costs a second pass at pack time).
+CHUNKED_MIN_BYTES = 64 << 20
+DIGEST_CHUNK_BYTES = 16 << 20
+
+
+def chunk_digests(fd: int, offset: int, size: int, chunk_size: int = DIGEST_CHUNK_BYTES,
+                  workers: int | None = None) -> list[str]:
+    """SHA-256 of each ``chunk_size`` piece of ``size`` bytes at ``offset`` in ``fd``, computed on several threads.
+
+    Each worker reads its chunk with ``pread`` in 4 MiB pieces (bounded memory) and hashes it; ``hashlib`` releases
+    the GIL, so the chunks are hashed on as many cores as there are workers.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> str:
+        digest = hashlib.sha256()
+        pos = offset + index * chunk_size
+        end = min(pos + chunk_size, offset + size)
+        while pos < end:
+            data = os.pread(fd, min(4 << 20, end - pos), pos)
+            if not data:
+                raise EOFError("file ended inside a chunk")
+            digest.update(data)
+            pos += len(data)
+        return digest.hexdigest()
+
+    count = -(-size // chunk_size)
+    if count <= 1:
+        return [one(0)] if count else []
+    with ThreadPoolExecutor(max_workers=workers or min(count, os.cpu_count() or 2)) as pool:
+        return list(pool.map(one, range(count)))

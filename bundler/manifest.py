@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bundler.errors import IntegrityError
 
@@ -24,6 +24,9 @@ PYLOCK_NAME = "pylock.toml"
 #: A manifest larger than this, or nested deeper, is refused before validation (hostile input must stay cheap).
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64
+#: Chunked digests (see ``FileEntry``) may not use chunks smaller than this: a verifier must not be made to do
+#: millions of tiny hash calls.
+MIN_CHUNK_SIZE = 1 << 20
 
 Serializer = Literal["joblib", "pickle", "skops"]
 
@@ -36,11 +39,19 @@ class _Strict(BaseModel):
 
 
 class FileEntry(_Strict):
-    """One archive member with its SHA-256 (lowercase hex) and size in bytes."""
+    """One archive member with its SHA-256 (lowercase hex) and size in bytes.
+
+    Large members also carry ``chunks``: the SHA-256 of each consecutive ``chunk_size`` bytes. SHA-256 of one
+    stream cannot be computed in parallel; digests of chunks can, so a verifier uses every core on a large payload.
+    The chunk list is signed with the rest of the manifest and covers every byte, so checking it is as strong as
+    checking ``sha256``.
+    """
 
     path: str
     sha256: str
     size: int = Field(ge=0)
+    chunk_size: int | None = None
+    chunks: list[str] | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -48,6 +59,24 @@ class FileEntry(_Strict):
         if not _HEX64.match(value):
             raise ValueError("sha256 must be 64 lowercase hex digits")
         return value
+
+    @field_validator("chunks")
+    @classmethod
+    def _chunk_hex(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not all(_HEX64.match(v) for v in value):
+            raise ValueError("chunk digests must be 64 lowercase hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _chunk_layout(self) -> FileEntry:
+        if (self.chunks is None) != (self.chunk_size is None):
+            raise ValueError("chunks and chunk_size go together")
+        if self.chunk_size is not None and self.chunks is not None:
+            if self.chunk_size < MIN_CHUNK_SIZE:
+                raise ValueError(f"chunk_size must be at least {MIN_CHUNK_SIZE}")
+            if len(self.chunks) != -(-self.size // self.chunk_size):
+                raise ValueError("the number of chunk digests does not match size / chunk_size")
+        return self
 
     @field_validator("path")
     @classmethod

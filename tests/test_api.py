@@ -306,3 +306,28 @@ def test_report_json_shape(packed: Path) -> None:
     json.dumps(doc)
     assert doc["ok"] is True and doc["exit_code"] == 0 and doc["signature"]["scheme"] == "sha256"
     assert doc["checked"] == ["signature", "members", "environment", "content"]
+
+
+def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path) -> None:
+    from bundler.hashing import CHUNKED_MIN_BYTES, DIGEST_CHUNK_BYTES
+
+    model = {"weights": np.arange(CHUNKED_MIN_BYTES // 8 + 100_000, dtype=np.float64)}
+    path = tmp_path / "big.mlbundle"
+    manifest = bundler.pack(model, path)
+    entry = manifest.file("model/model.joblib")
+    assert entry is not None and entry.chunks is not None and entry.chunk_size == DIGEST_CHUNK_BYTES
+    assert len(entry.chunks) == -(-entry.size // DIGEST_CHUNK_BYTES)
+    assert bundler.verify(path).ok
+    np.testing.assert_array_equal(bundler.load(path)["weights"], model["weights"])
+    from bundler.archive import BundleReader
+
+    with BundleReader(path) as reader:
+        start = reader.members["model/model.joblib"].data_offset
+    raw = bytearray(path.read_bytes())
+    for where in (start + 5, start + entry.size - 3, start + DIGEST_CHUNK_BYTES * 2 + 17):
+        flipped = tmp_path / f"flip{where}.mlbundle"
+        raw[where] ^= 0x01
+        flipped.write_bytes(raw)
+        raw[where] ^= 0x01
+        report = bundler.verify(flipped)
+        assert report.exit_code == 3 and "altered" in _problems(report)
