@@ -18,6 +18,7 @@ import copyreg
 import importlib
 import io
 import pickle
+import struct
 from typing import Any, BinaryIO, ClassVar
 
 from bundler.allowlist import Allowlist
@@ -338,8 +339,16 @@ def restricted_load(f: BinaryIO, *, fmt: str, allow: Allowlist, limits: ScanLimi
         raise
     except RecursionError:
         raise IntegrityError("payload could not be deserialized: nested too deeply") from None
-    except Exception as exc:
+    except (pickle.UnpicklingError, EOFError, struct.error, IndexError, KeyError) as exc:
+        # The pickle machine's own failures (stack or memo underflow, truncation): a malformed stream.
         raise IntegrityError(f"payload could not be deserialized: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        # The stream parsed and every name it uses is allowed; the library code rebuilding an object refused its
+        # state (a changed tree layout, an unknown BitGenerator, a renamed attribute). The bytes are the verified
+        # ones, so this is this environment's inability to rebuild the model: an environment problem (exit 4).
+        text = " ".join(str(exc).split())[:300]
+        raise EnvironmentMismatch(f"payload cannot be rebuilt in this environment: {type(exc).__name__}: {text}"
+                                  ) from None
     finally:
         copyreg.clear_extension_cache()
     return obj
