@@ -331,3 +331,22 @@ def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path
         raw[where] ^= 0x01
         report = bundler.verify(flipped)
         assert report.exit_code == 3 and "altered" in _problems(report)
+
+
+def test_pack_with_lock_writes_a_pylock_the_verifier_reads(model: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index look-up is replaced by fixed file lists; the rest (pack, bundle member, --against) is real."""
+    import bundler.targets
+    from tests.test_targets import fake_files
+
+    monkeypatch.setattr(bundler.targets, "fetch_release_files", lambda pins, python=None: fake_files(dict(pins)))
+    path = tmp_path / "locked.mlbundle"
+    manifest = bundler.pack(model, path, lock=True)
+    assert manifest.file("pylock.toml") is not None
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(bundler.api.read_member_text(path, "pylock.toml"))
+    from bundler.targets import read_target
+
+    assert read_target(lock) == manifest.environment.packages
+    assert bundler.verify(path, against=read_target(lock)).ok
+    assert bundler.verify(path).ok
