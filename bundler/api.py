@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from bundler._version import __version__
 from bundler.archive import BundleReader, BundleWriter, check_input_file
@@ -61,6 +61,10 @@ from bundler.manifest import (
 )
 from bundler.serializers import PAYLOAD_NAMES, check_serializer
 from bundler.signing import Sha256Signer, SignatureStatus, Signer, VerifyKey, check_signature, signature_document
+
+if TYPE_CHECKING:
+    from bundler.allowlist import Allowlist
+    from bundler.scan import ScanResult
 
 # Exit-code precedence when several kinds of problem are found: integrity first (nothing else can be trusted),
 # then unsafe content (a hostile payload must never be reported as a mere version problem), then environment.
@@ -171,12 +175,12 @@ def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
         raise UsageError("metadata must be a mapping with string keys")
     try:
-        canonical_json(dict(metadata))
+        encoded = canonical_json(dict(metadata))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
     import json
 
-    return dict(json.loads(canonical_json(dict(metadata))))
+    return dict(json.loads(encoded))  # tuples become lists, as they will read back
 
 
 class _Packer:
@@ -186,11 +190,11 @@ class _Packer:
         self.writer = writer
         self.files: list[FileEntry] = []
 
-    def add_stream(self, name: str, fill: Any) -> FileEntry:
+    def add_stream(self, name: str, fill: Callable[[IO[bytes]], None]) -> FileEntry:
         with self.writer.open_member(name) as raw:
             hashing = HashingWriter(raw)
             try:
-                fill(hashing)
+                fill(cast(IO[bytes], hashing))  # the write side of a binary file is all it needs
             finally:
                 digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
         chunks = None
@@ -206,12 +210,12 @@ class _Packer:
         self.files.append(FileEntry(path=name, sha256=sha256_bytes(data), size=len(data)))
 
 
-def _scan_written(writer: BundleWriter, name: str, serializer: str) -> Any:
+def _scan_written(writer: BundleWriter, name: str, serializer: str) -> ScanResult:
     with writer.read_back(name) as stream:
         return _scan_payload(stream, serializer)
 
 
-def _scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> Any:
+def _scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> ScanResult:
     """Static scan of a payload stream: globals and calls, without deserializing anything."""
     if serializer == "skops":
         from bundler.skops_scan import scan_skops
@@ -222,14 +226,14 @@ def _scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> Any:
     return scan_fileobj(cast(BinaryIO, stream))
 
 
-def _default_allowlist(trust: Iterable[str] = ()) -> Any:
+def _default_allowlist(trust: Iterable[str] = ()) -> Allowlist:
     from bundler.allowlist import DEFAULT_ALLOWLIST
 
     trust = list(trust)
     return DEFAULT_ALLOWLIST.extended(trust) if trust else DEFAULT_ALLOWLIST
 
 
-def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str, scan: Any,
+def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str, scan: ScanResult,
             sample_info: dict[str, Any] | None, metadata: dict[str, Any], requirements: Iterable[str] | None,
             signer: Signer | None, lock: bool) -> Manifest:
     inferred = infer_requirements(scan.globals, scan.calls)
@@ -269,7 +273,7 @@ def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str,
     return manifest
 
 
-def _warn_outside_allowlist(scan: Any) -> None:
+def _warn_outside_allowlist(scan: ScanResult) -> None:
     bad = _default_allowlist().offending(scan)
     if bad:
         warnings.warn(
@@ -375,7 +379,7 @@ def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, s
 
 # -- verify -----------------------------------------------------------------------------------------------------
 def _verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, trust: Iterable[str],
-                 against: Mapping[str, str] | None) -> tuple[Report, Any]:
+                 against: Mapping[str, str] | None) -> tuple[Report, Allowlist | None]:
     """All checks short of deserializing. Returns the report and the allowlist a loader must use."""
     report = Report(path=str(reader.path))
     names = set(reader.members)
@@ -420,7 +424,7 @@ def _verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy,
     return report, allow
 
 
-def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> Any:
+def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> ScanResult | None:
     listed = {f.path: f for f in manifest.files}
     if len(listed) != len(manifest.files):
         report.add("integrity", "manifest lists a member more than once")
@@ -435,7 +439,9 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
     if manifest.serializer in PAYLOAD_NAMES and manifest.payload != [PAYLOAD_NAMES[manifest.serializer]]:
         report.add("integrity", f"payload {manifest.payload} does not match serializer {manifest.serializer}")
     scan = None
-    payload_ok = True
+    # The payload is scanned for unsafe content only when it is all there and intact; other members' problems do
+    # not hide what the payload would do.
+    payload_ok = all(name in listed and name in present for name in manifest.payload)
     for name in sorted(set(listed) & present):
         entry = listed[name]
         member = reader.members[name]
@@ -464,7 +470,7 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
             report.add("integrity", "requirements.txt does not match the manifest's requirements")
     if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
         report.add("integrity", "manifest: environment.packages and requirements disagree")
-    return scan if payload_ok and report.ok else None
+    return scan if payload_ok else None
 
 
 def _hash_and_scan(reader: BundleReader, entry: FileEntry,
