@@ -173,6 +173,7 @@ def _joblib_unpickler_class() -> type:
             self._globals_seen = {}
             self._dtype_args: dict[int, tuple[Any, Any]] = {}
             self._dtype_state: dict[int, Any] = {}
+            self._layouts: dict[int, tuple[int, bool]] = {}
             import numpy
 
             self.np = numpy
@@ -209,6 +210,7 @@ def _joblib_unpickler_class() -> type:
                                     offending=[f"<BUILD applied to the global {name}>"])
             if isinstance(inst, self.np.dtype):
                 self._dtype_state[id(inst)] = state
+                self._layouts.pop(id(inst), None)  # a new state means a new layout check
             pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]  # the generic BUILD, not joblib's
             top = stack[-1]
             cls_name = f"{type(top).__module__}.{type(top).__qualname__}"
@@ -261,11 +263,17 @@ def _joblib_unpickler_class() -> type:
             if not isinstance(dtype, np.dtype) or type(shape) is not tuple or \
                     not all(type(d) is int and d >= 0 for d in shape):
                 raise IntegrityError("malformed pickle stream: joblib array wrapper without a valid dtype and shape")
-            args, state = self._symbolic_dtype(dtype)
-            try:
-                itemsize, hasobject = dtype_layout(args, state)
-            except ValueError as exc:
-                raise IntegrityError(f"malformed pickle stream: joblib array dtype: {exc}") from None
+            layout = self._layouts.get(id(dtype))
+            if layout is None:
+                # Once per dtype object of this stream (a forest has thousands of arrays, a handful of dtypes);
+                # _symbolic_dtype checks the object is the one built here, and _dtype_args keeps it alive.
+                args, state = self._symbolic_dtype(dtype)
+                try:
+                    layout = dtype_layout(args, state)
+                except ValueError as exc:
+                    raise IntegrityError(f"malformed pickle stream: joblib array dtype: {exc}") from None
+                self._layouts[id(dtype)] = layout
+            itemsize, hasobject = layout
             if itemsize != dtype.itemsize or hasobject != bool(dtype.hasobject):
                 raise IntegrityError("malformed pickle stream: joblib array dtype differs from its static layout")
             fh = self.file_handle
