@@ -276,8 +276,11 @@ def test_pack_into_missing_directory(model: Any, tmp_path: Path) -> None:
 def test_pack_warns_about_globals_outside_allowlist(tmp_path: Path) -> None:
     from tests.custom_model import CustomModel
 
-    with pytest.warns(BundlerWarning, match="trust"):
+    with pytest.warns(BundlerWarning) as caught:
         bundler.pack(CustomModel(), tmp_path / "c.mlbundle")
+    messages = [str(w.message) for w in caught]
+    assert any("--trust tests.custom_model.CustomModel" in m for m in messages)
+    assert any("no installed distribution provides (tests)" in m for m in messages)
     report = bundler.verify(tmp_path / "c.mlbundle")
     assert report.exit_code == 5 and "tests.custom_model.CustomModel" in _problems(report)
     model = bundler.load(tmp_path / "c.mlbundle", trust=["tests.custom_model.CustomModel"])

@@ -16,6 +16,7 @@ OLD = ROOT / "fixtures" / "sklearn-1.2"
 pytestmark = pytest.mark.skipif(sklearn.__version__.startswith("1.2."), reason="needs a scikit-learn other than 1.2")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # scikit-learn's InconsistentVersionWarning, expected here
 @pytest.mark.parametrize(("name", "reason"), [("random_forest.mlbundle", "cannot be rebuilt in this environment"),
                                               ("knn.mlbundle", "which this environment lacks")])
 def test_old_fixture_is_an_environment_problem(name: str, reason: str) -> None:
