@@ -38,6 +38,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from bundler.environment import parse_pins
 from bundler.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -193,7 +194,7 @@ def write_pylock(requirements: Sequence[str], environment: Mapping[str, Any],
     the file name. When ``files`` is ``None`` they are looked up on PyPI's simple index. A pin for which no file is
     known is an error, because PEP 751 requires a source for every package and an entry without one installs nothing.
     """
-    pins = _pins(requirements)
+    pins = parse_pins(requirements)  # the same exact-pin rules as pack's --requirement
     python_version = str(environment.get("python_version", "")) if environment else ""
     py = _major_minor(python_version)
     if files is None:
@@ -371,28 +372,6 @@ def _marker_applies(marker: Marker) -> bool:
         return bool(marker.evaluate({"extra": ""}))
     except Exception:  # an unknown variable means "cannot tell": keep the line
         return True
-
-
-def _pins(requirements: Sequence[str]) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    errors: list[str] = []
-    for line in requirements:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement as exc:
-            errors.append(f"{line!r}: {exc}")
-            continue
-        version = _pinned_version(req)
-        if version is None or req.url:
-            errors.append(f"{line!r}: not a name==version pin")
-            continue
-        _add(pins, canonicalize_name(req.name), version, repr(line), errors)
-    if errors:
-        raise UsageError("requirements cannot be locked", problems=errors)
-    return pins
 
 
 def _major_minor(version: str) -> tuple[int, int] | None:
