@@ -39,7 +39,7 @@ def _uv_env() -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The default test suite, exactly as .ci/run and the README run it."""
-    session.install(".[test]")
+    session.install("-c", ".ci/constraints.txt", ".[test]")
     session.run("python", "-m", "pytest", "-q", "-n", "2", *session.posargs)
 
 
@@ -67,6 +67,6 @@ def matrix(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark (benchmarks/bench.py)."""
-    session.install(".")
+    """The benchmark (benchmarks/bench.py): joblib, pickle, skops and bundler side by side."""
+    session.install(".[skops,plot]")
     session.run("python", "benchmarks/bench.py", *session.posargs)
