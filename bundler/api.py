@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
+from bundler import progress
 from bundler._version import __version__
 from bundler.archive import BundleReader, BundleWriter, check_input_file
 from bundler.environment import (
@@ -191,15 +192,16 @@ class _Packer:
         self.files: list[FileEntry] = []
 
     def add_stream(self, name: str, fill: Callable[[IO[bytes]], None]) -> FileEntry:
-        with self.writer.open_member(name) as raw:
-            hashing = HashingWriter(raw)
+        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", 0) as advance:
+            hashing = HashingWriter(raw, advance)
             try:
                 fill(cast(IO[bytes], hashing))  # the write side of a binary file is all it needs
             finally:
                 digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
         chunks = None
         if hashing.size >= CHUNKED_MIN_BYTES:
-            chunks = self.writer.chunk_digests(name)
+            with progress.task(f"hashing {name}", hashing.size) as advance:
+                chunks = self.writer.chunk_digests(name, advance)
         entry = FileEntry(path=name, sha256=digest, size=hashing.size,
                           chunk_size=DIGEST_CHUNK_BYTES if chunks is not None else None, chunks=chunks)
         self.files.append(entry)
@@ -474,7 +476,7 @@ def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> 
 
 
 def _hash_and_scan(reader: BundleReader, entry: FileEntry,
-                   serializer: str | None) -> tuple[bool, Any, BundleError | None]:
+                   serializer: str | None) -> tuple[bool, ScanResult | None, BundleError | None]:
     """Check one member's digests and, for the payload, scan it in the same pass: (intact, scan, scan error).
 
     Hashing never waits for the scan: a member with chunked digests is hashed chunk by chunk on every core while
@@ -484,7 +486,8 @@ def _hash_and_scan(reader: BundleReader, entry: FileEntry,
     """
     name = entry.path
     member = reader.members[name]
-    scan_result = scan_error = None
+    scan_result: ScanResult | None = None
+    scan_error: BundleError | None = None
 
     def scan(stream: IO[bytes] | HashingReader) -> None:
         nonlocal scan_result, scan_error
@@ -494,18 +497,23 @@ def _hash_and_scan(reader: BundleReader, entry: FileEntry,
             except BundleError as exc:
                 scan_error = exc
 
-    if member.stored and entry.chunks is not None and entry.chunk_size is not None:
-        from concurrent.futures import ThreadPoolExecutor
+    if not member.stored:
+        with reader.open_member(name) as stream:
+            hashing = HashingReader(stream)
+            scan(hashing)
+            hashing.drain()
+        return hashing.hexdigest == entry.sha256 and hashing.size == entry.size, scan_result, scan_error
+    with progress.task(f"verifying {name}", member.size) as advance:
+        if entry.chunks is not None and entry.chunk_size is not None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(reader.chunk_digests, name, entry.chunk_size)
-            if serializer is not None:
-                with reader.open_member(name) as stream:
-                    scan(stream)
-            digests = pending.result()
-        return digests == entry.chunks, scan_result, scan_error
-    if member.stored:
-        digest = BackgroundDigest()
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(reader.chunk_digests, name, entry.chunk_size, advance)
+                if serializer is not None:
+                    with reader.open_member(name) as stream:
+                        scan(stream)
+                return pending.result() == entry.chunks, scan_result, scan_error
+        digest = BackgroundDigest(advance)
         try:
             with reader.open_member(name, digest=digest) as stream:
                 scan(stream)
@@ -514,11 +522,6 @@ def _hash_and_scan(reader: BundleReader, entry: FileEntry,
         finally:
             hexdigest = digest.hexdigest()
         return hexdigest == entry.sha256 and digest.size == entry.size, scan_result, scan_error
-    with reader.open_member(name) as stream:
-        hashing = HashingReader(stream)
-        scan(hashing)
-        hashing.drain()
-    return hashing.hexdigest == entry.sha256 and hashing.size == entry.size, scan_result, scan_error
 
 
 def _check_environment(manifest: Manifest, report: Report, policy: Policy, against: Mapping[str, str] | None) -> None:

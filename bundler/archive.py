@@ -17,7 +17,7 @@ import stat
 import struct
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -251,13 +251,14 @@ class BundleReader:
             raise IntegrityError(f"{self.path}: member {name!r} is larger than the limit of {limit}")
         return data
 
-    def chunk_digests(self, name: str, chunk_size: int) -> list[str]:
+    def chunk_digests(self, name: str, chunk_size: int,
+                      progress: Callable[[int], None] | None = None) -> list[str]:
         """Chunked SHA-256 digests of a stored member, computed on every core (see ``FileEntry.chunks``)."""
         member = self.members[name]
         if not member.stored:
             raise ValueError("chunked digests are only for stored members")
         try:
-            return chunk_digests(self._fh.fileno(), member.data_offset, member.size, chunk_size)
+            return chunk_digests(self._fh.fileno(), member.data_offset, member.size, chunk_size, progress=progress)
         except EOFError:
             raise IntegrityError(f"{self.path}: member {name!r} is truncated") from None
 
@@ -322,10 +323,10 @@ class BundleWriter:
         with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
             yield stream
 
-    def chunk_digests(self, name: str) -> list[str]:
+    def chunk_digests(self, name: str, progress: Callable[[int], None] | None = None) -> list[str]:
         """Chunked SHA-256 digests of a stored member already written (see ``FileEntry.chunks``)."""
         offset, size = self._span(name)
-        return chunk_digests(self._fh.fileno(), offset, size)
+        return chunk_digests(self._fh.fileno(), offset, size, progress=progress)
 
     def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
         self._zip.writestr(self._info(name, compress), data)

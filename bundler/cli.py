@@ -64,16 +64,14 @@ def _verify_key(args: argparse.Namespace) -> Any:
     return None
 
 
-def _policy(args: argparse.Namespace) -> Any:
-    from bundler.api import _policy as resolve
-
-    return resolve(args.policy, dict(args.allow))
-
-
-def _trust(args: argparse.Namespace) -> list[str]:
+def _settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The policy and the trusted globals: ``[tool.bundler]`` from pyproject.toml, overridden by the flags."""
     from bundler.config import load_config
+    from bundler.environment import Policy
 
-    return [*load_config().trust, *args.trust]
+    config = load_config()
+    policy = Policy.of(args.policy or config.policy, {**config.overrides, **dict(args.allow)})
+    return policy, [*config.trust, *args.trust]
 
 
 # -- verbs ----------------------------------------------------------------------------------------------------------
@@ -103,7 +101,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from bundler.targets import read_target
 
         against = read_target(args.against)
-    report = verify(args.bundle, key=_verify_key(args), policy=_policy(args), trust=_trust(args), against=against)
+    policy, trust = _settings(args)
+    report = verify(args.bundle, key=_verify_key(args), policy=policy, trust=trust, against=against)
     m = report.manifest
     what = f"{m.model_class} ({m.serializer}, bundled {m.created})" if m else ""
     where = f" against {args.against}" if args.against else ""
@@ -113,7 +112,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from bundler.api import load_with_report
 
-    model, report = load_with_report(args.bundle, key=_verify_key(args), policy=_policy(args), trust=_trust(args),
+    policy, trust = _settings(args)
+    model, report = load_with_report(args.bundle, key=_verify_key(args), policy=policy, trust=trust,
                                      check_behaviour=not args.no_behaviour_check)
     m = report.manifest
     behaviour = "behaviour check passed" if "behaviour" in report.checked else "behaviour not checked"
@@ -327,7 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(args_list).parse_args(args_list)
         func: Callable[[argparse.Namespace], int] = args.func
-        return func(args)
+        from bundler import progress
+
+        quiet_output = args.quiet or getattr(args, "json", False)
+        progress.enable(sys.stderr if sys.stderr.isatty() and not quiet_output else None)
+        try:
+            return func(args)
+        finally:
+            progress.enable(None)
     except BundleError as exc:
         if debug:
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import IO, BinaryIO
 
 CHUNK_SIZE = 1 << 20
@@ -62,9 +63,9 @@ class HashingWriter:
     ``write`` returns are copied first, ``bytes`` (immutable) are not.
     """
 
-    def __init__(self, target: BinaryIO | IO[bytes]) -> None:
+    def __init__(self, target: BinaryIO | IO[bytes], progress: Callable[[int], None] | None = None) -> None:
         self._target = target
-        self._digest = BackgroundDigest()
+        self._digest = BackgroundDigest(progress)
 
     @property
     def size(self) -> int:
@@ -105,10 +106,11 @@ class BackgroundDigest:
 
     _DONE = None
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Callable[[int], None] | None = None) -> None:
         import queue
         import threading
 
+        self._progress = progress
         self._digest = hashlib.sha256()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bundler-sha256", daemon=True)
@@ -119,6 +121,8 @@ class BackgroundDigest:
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
             self._digest.update(chunk)
+            if self._progress is not None:
+                self._progress(len(chunk))
 
     def update(self, data: bytes) -> None:
         self.size += len(data)
@@ -167,7 +171,7 @@ DIGEST_CHUNK_BYTES = 16 << 20
 
 
 def chunk_digests(fd: int, offset: int, size: int, chunk_size: int = DIGEST_CHUNK_BYTES,
-                  workers: int | None = None) -> list[str]:
+                  workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
     """SHA-256 of each ``chunk_size`` piece of ``size`` bytes at ``offset`` in ``fd``, computed on several threads.
 
     Each worker reads its chunk with ``pread`` in 4 MiB pieces (bounded memory) and hashes it; ``hashlib`` releases
@@ -185,6 +189,8 @@ def chunk_digests(fd: int, offset: int, size: int, chunk_size: int = DIGEST_CHUN
                 raise EOFError("file ended inside a chunk")
             digest.update(data)
             pos += len(data)
+            if progress is not None:
+                progress(len(data))
         return digest.hexdigest()
 
     count = -(-size // chunk_size)
