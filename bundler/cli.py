@@ -241,6 +241,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------------------------------
+def _add_checking_verb(sub: Any, common: _Parser, name: str,
+                       func: Callable[[argparse.Namespace], int], help_text: str) -> _Parser:
+    """``verify`` and ``load`` share the bundle argument, the key and policy options and ``--json``."""
+    p: _Parser = sub.add_parser(name, help=help_text, parents=[common])
+    p.add_argument("bundle")
+    _add_key_options(p)
+    _add_policy_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser. ``argv`` lets the (heavier) ``matrix`` verb be registered only when it can be needed, so that
     ``bundler verify`` starts fast."""
@@ -269,25 +281,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_pack)
 
-    p = sub.add_parser("verify", help="check signature, hashes, environment and content; never deserializes",
-                       parents=[common])
-    p.add_argument("bundle")
-    _add_key_options(p)
-    _add_policy_options(p)
+    p = _add_checking_verb(sub, common, "verify", cmd_verify,
+                           "check signature, hashes, environment and content; never deserializes")
     p.add_argument("--against", metavar="FILE",
                    help="check the pins against this requirements.txt / pip freeze output / pylock.toml instead of "
                         "the running environment")
-    p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
-    p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("load", help="verify, deserialize restrictedly, and re-check the stored sample",
-                       parents=[common])
-    p.add_argument("bundle")
-    _add_key_options(p)
-    _add_policy_options(p)
+    p = _add_checking_verb(sub, common, "load", cmd_load,
+                           "verify, deserialize restrictedly, and re-check the stored sample")
     p.add_argument("--no-behaviour-check", action="store_true", help="do not re-predict the stored sample")
-    p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
-    p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("inspect", help="show the manifest (NOT verified)", parents=[common])
     p.add_argument("bundle")
