@@ -200,9 +200,6 @@ class BundleReader:
         return problems
 
     # -- reading -----------------------------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        return list(self.members)
-
     @contextlib.contextmanager
     def open_member(self, name: str, *, digest: BackgroundDigest | None = None) -> Iterator[IO[bytes]]:
         """A stream over one member's bytes that never yields more than the declared size.
@@ -262,9 +259,6 @@ class BundleReader:
         except EOFError:
             raise IntegrityError(f"{self.path}: member {name!r} is truncated") from None
 
-    def raw_file(self) -> BinaryIO:
-        """The underlying file, for zero-copy reads of stored members at ``Member.data_offset``."""
-        return self._fh
 
 
 class BundleWriter:

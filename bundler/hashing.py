@@ -15,41 +15,6 @@ from typing import IO, BinaryIO
 CHUNK_SIZE = 1 << 20
 
 
-def sha256_stream(stream: IO[bytes], *, limit: int | None = None) -> tuple[str, int]:
-    """Hash ``stream`` from its current position to EOF; return (lowercase hex digest, bytes read).
-
-    With ``limit``, reading stops one byte past it, so a caller can tell "larger than allowed" without reading an
-    unbounded stream.
-    """
-    digest = hashlib.sha256()
-    total = 0
-    buf = bytearray(CHUNK_SIZE)
-    view = memoryview(buf)
-    readinto = getattr(stream, "readinto", None)
-    while True:
-        if readinto is not None:
-            n = readinto(buf)
-            if not n:
-                break
-            digest.update(view[:n])
-        else:
-            chunk = stream.read(CHUNK_SIZE)
-            if not chunk:
-                break
-            n = len(chunk)
-            digest.update(chunk)
-        total += n
-        if limit is not None and total > limit:
-            break
-    return digest.hexdigest(), total
-
-
-def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Hash a file on disk; return (hex digest, size)."""
-    with open(path, "rb") as fh:
-        return sha256_stream(fh)
-
-
 def sha256_bytes(data: bytes) -> str:
     """Hash an in-memory byte string (manifests, small members)."""
     return hashlib.sha256(data).hexdigest()
