@@ -28,10 +28,10 @@ SKLEARN_VERSIONS = sorted(ENVIRONMENTS, key=lambda v: tuple(int(p) for p in v.sp
 
 
 def _uv_env() -> dict[str, str]:
-    """Tell bundler.matrix which uv nox found, so the per-version environments are made with it too."""
+    """Tell bundler.crossversion.matrix which uv nox found, so the per-version environments are made with it too."""
     try:
         has_uv, uv_bin, _ = nox.virtualenv.find_uv()
-    except Exception:  # older nox without find_uv: bundler.matrix looks on PATH itself
+    except Exception:  # older nox without find_uv: bundler.crossversion.matrix looks on PATH itself
         return {}
     return {"BUNDLER_MATRIX_UV": uv_bin} if has_uv else {}
 
@@ -59,10 +59,10 @@ def matrix(session: nox.Session) -> None:
     session.install(".[plot]")
     env = _uv_env()
     if session.posargs:
-        session.run("python", "-m", "bundler.matrix", *session.posargs, env=env)
+        session.run("python", "-m", "bundler.crossversion.matrix", *session.posargs, env=env)
         return
-    session.run("python", "-m", "bundler.matrix", "--fixtures", str(FIXTURES), "--reports", str(ROOT / "reports"),
-                "--workdir", str(ROOT / ".nox" / "matrix-envs"), env=env)
+    session.run("python", "-m", "bundler.crossversion.matrix", "--fixtures", str(FIXTURES),
+                "--reports", str(ROOT / "reports"), "--workdir", str(ROOT / ".nox" / "matrix-envs"), env=env)
 
 
 @nox.session

@@ -18,8 +18,8 @@ import joblib  # noqa: E402
 import skops.io as sio  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from bundler.allowlist import DEFAULT_ALLOWLIST  # noqa: E402
-from bundler.scan import scan_bytes  # noqa: E402
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST  # noqa: E402
+from bundler.safety.scan import scan_bytes  # noqa: E402
 from tests.estimator_zoo import Fitted, fit_all  # noqa: E402
 
 

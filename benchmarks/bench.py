@@ -10,9 +10,10 @@ model of about 800 MB, fit on 2,000,000 x 50 float64):
 3. load each file once more in a fresh subprocess and record its peak RSS (absolute, and minus the RSS after imports).
 
 Then, once per run: cold ``python -m bundler verify SMALL -q`` against cold ``python -c "import sklearn"`` (fresh
-processes, interleaved), and the environment check of a 20-package manifest (``bundler.environment.compare`` with a
-fresh ``InstalledVersions()`` each time). ``--profile`` also writes cProfile reports of ``bundler.pack`` and
-``bundler.load``. Every file is written under one temporary directory in /tmp that is removed at the end.
+processes, interleaved), and the environment check of a 20-package manifest
+(``bundler.environment.policy.compare`` with a fresh ``InstalledVersions()`` each time). ``--profile`` also writes
+cProfile reports of ``bundler.pack`` and ``bundler.load``. Every file is written under one temporary directory in
+/tmp that is removed at the end.
 
 Results go to ``--out`` (default benchmarks/results): results.md, results.json, results.png.
 """
@@ -145,11 +146,8 @@ def import_tool(tool: str) -> None:
     if tool == "skops":
         import skops.io  # noqa: F401
     elif tool == "bundler":
-        import bundler.api
-        import bundler.scan
-        import bundler.serializers  # noqa: F401
 
-        for mod in ("bundler.allowlist", "bundler.unpickler", "bundler.treecheck"):
+        for mod in ("bundler.safety.allowlist", "bundler.safety.unpickler", "bundler.safety.treecheck"):
             with contextlib.suppress(ImportError):
                 __import__(mod)
 
@@ -358,7 +356,8 @@ def bench_env(reps: int, log: Callable[[str], None]) -> dict[str, Any]:
     import importlib.metadata as md
     import re
 
-    from bundler.environment import InstalledVersions, Policy, compare
+    from bundler.environment.capture import InstalledVersions
+    from bundler.environment.policy import Policy, compare
 
     def norm(n: str) -> str:
         return re.sub(r"[-_.]+", "-", n).lower()

@@ -21,7 +21,7 @@ import joblib  # noqa: E402
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 
-from bundler.scan import scan_file  # noqa: E402
+from bundler.safety.scan import scan_file  # noqa: E402
 
 
 def best(fn, repeat: int = 7) -> float:  # type: ignore[no-untyped-def]

@@ -21,24 +21,27 @@ from bundler.errors import (
 )
 
 if TYPE_CHECKING:
-    from bundler.api import Report, inspect, load, load_with_report, pack, pack_file, verify
-    from bundler.environment import Policy
-    from bundler.manifest import Manifest
-    from bundler.signing import Ed25519PublicKey, Ed25519Signer, HmacKey
+    from bundler.container.manifest import Manifest
+    from bundler.environment.policy import Policy
+    from bundler.integrity.signing import Ed25519PublicKey, Ed25519Signer, HmacKey
+    from bundler.pipelines.load import load, load_with_report
+    from bundler.pipelines.pack import pack, pack_file
+    from bundler.pipelines.report import Report
+    from bundler.pipelines.verify import inspect, verify
 
 _LAZY = {
-    "pack": "bundler.api",
-    "pack_file": "bundler.api",
-    "verify": "bundler.api",
-    "load": "bundler.api",
-    "load_with_report": "bundler.api",
-    "inspect": "bundler.api",
-    "Report": "bundler.api",
-    "Manifest": "bundler.manifest",
-    "Policy": "bundler.environment",
-    "HmacKey": "bundler.signing",
-    "Ed25519Signer": "bundler.signing",
-    "Ed25519PublicKey": "bundler.signing",
+    "pack": "bundler.pipelines.pack",
+    "pack_file": "bundler.pipelines.pack",
+    "verify": "bundler.pipelines.verify",
+    "load": "bundler.pipelines.load",
+    "load_with_report": "bundler.pipelines.load",
+    "inspect": "bundler.pipelines.verify",
+    "Report": "bundler.pipelines.report",
+    "Manifest": "bundler.container.manifest",
+    "Policy": "bundler.environment.policy",
+    "HmacKey": "bundler.integrity.signing",
+    "Ed25519Signer": "bundler.integrity.signing",
+    "Ed25519PublicKey": "bundler.integrity.signing",
 }
 
 

@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import bundler
-from bundler.signing import Ed25519PublicKey, Ed25519Signer, HmacKey, generate_keypair
+from bundler.integrity.signing import Ed25519PublicKey, Ed25519Signer, HmacKey, generate_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
 

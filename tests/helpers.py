@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bundler.hashing import sha256_bytes
-from bundler.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json
-from bundler.signing import Sha256Signer, Signer, signature_document
+from bundler.container.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json
+from bundler.integrity.hashing import sha256_bytes
+from bundler.integrity.signing import Sha256Signer, Signer, signature_document
 
 
 def read_members(path: Path) -> dict[str, bytes]:

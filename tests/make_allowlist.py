@@ -12,7 +12,7 @@ Where the names come from, so that nothing is a guess:
    generators, metric and score functions);
 4. ``OLDER_VERSIONS``: the same objects under the module paths older numpy / scipy / scikit-learn releases (1.2+)
    pickle them with, each line documented with the release that used it.
-Every name is checked against ``bundler.allowlist.is_dangerous`` and the generator aborts if one slips in.
+Every name is checked against ``bundler.safety.allowlist.is_dangerous`` and the generator aborts if one slips in.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 import scipy.sparse  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from bundler.allowlist import is_dangerous  # noqa: E402
-from bundler.scan import scan_bytes  # noqa: E402
+from bundler.safety.allowlist import is_dangerous  # noqa: E402
+from bundler.safety.scan import scan_bytes  # noqa: E402
 
 EXCLUDE = {
     # Holds an arbitrary Python callable and calls it at query time: keep it out of the default.

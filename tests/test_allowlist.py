@@ -7,8 +7,8 @@ import pickle
 import pytest
 from sklearn.utils import all_estimators
 
-from bundler.allowlist import DEFAULT_ALLOWLIST, Allowlist, is_dangerous, offending_names
-from bundler.scan import ScanResult, scan_bytes
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST, Allowlist, is_dangerous, offending_names
+from bundler.safety.scan import ScanResult, scan_bytes
 
 
 def test_every_estimator_class_is_constructible() -> None:

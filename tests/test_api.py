@@ -12,6 +12,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import bundler
+from bundler.container.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from bundler.errors import (
     BundlerWarning,
     EnvironmentMismatch,
@@ -19,7 +20,7 @@ from bundler.errors import (
     SignatureError,
     UsageError,
 )
-from bundler.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from bundler.pipelines.verify import read_member_text
 from tests.helpers import read_members, rewrite, write_members
 
 
@@ -55,7 +56,7 @@ def test_requirements_are_inferred_and_pinned(packed: Path) -> None:
         assert pins[name] == module.__version__
     assert "threadpoolctl" in pins  # a runtime dependency of scikit-learn, found through Requires-Dist
     assert "pytest" not in pins and "pydantic" not in pins
-    text = bundler.api.read_member_text(packed, "requirements.txt")
+    text = read_member_text(packed, "requirements.txt")
     assert text.splitlines() == m.requirements
     assert m.frameworks == ["scikit-learn"]
 
@@ -152,7 +153,7 @@ def test_signed_bundles(model: Any, tmp_path: Path, ed_signer: Any, ed_public: A
     assert not bundler.verify(ed_path).signature.authenticated  # type: ignore[union-attr]
     assert bundler.verify(ed_path, key=hmac_key).exit_code == 3
     # Re-signing with another key after tampering is caught by the key the caller trusts.
-    from bundler.signing import Ed25519Signer, generate_keypair
+    from bundler.integrity.signing import Ed25519Signer, generate_keypair
 
     other = Ed25519Signer.from_file(generate_keypair(tmp_path / "attacker")[0])
     forged = rewrite(ed_path, tmp_path / "forged.mlbundle", manifest=lambda d: d["metadata"].update(x=1), signer=other)
@@ -168,7 +169,7 @@ def test_signed_bundles(model: Any, tmp_path: Path, ed_signer: Any, ed_public: A
 
 # -- environment policy ---------------------------------------------------------------------------------------------
 def _claim(packed: Path, dst: Path, package: str, version: str) -> Path:
-    from bundler.demo import claim_other_version
+    from bundler.cli.demo import claim_other_version
 
     claim_other_version(packed, dst, package, version)
     return dst
@@ -226,7 +227,7 @@ def test_every_mismatch_is_listed(packed: Path, tmp_path: Path) -> None:
 
 
 def test_per_package_overrides(packed: Path, tmp_path: Path) -> None:
-    from bundler.environment import Policy
+    from bundler.environment.policy import Policy
 
     path = _claim(packed, tmp_path / "c.mlbundle", "scikit-learn", "1.2.2")
     assert bundler.verify(path, policy=Policy("default", {"scikit-learn": ">=1.2"})).ok
@@ -312,7 +313,7 @@ def test_report_json_shape(packed: Path) -> None:
 
 
 def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path) -> None:
-    from bundler.hashing import CHUNKED_MIN_BYTES, DIGEST_CHUNK_BYTES
+    from bundler.integrity.hashing import CHUNKED_MIN_BYTES, DIGEST_CHUNK_BYTES
 
     model = {"weights": np.arange(CHUNKED_MIN_BYTES // 8 + 100_000, dtype=np.float64)}
     path = tmp_path / "big.mlbundle"
@@ -322,7 +323,7 @@ def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path
     assert len(entry.chunks) == -(-entry.size // DIGEST_CHUNK_BYTES)
     assert bundler.verify(path).ok
     np.testing.assert_array_equal(bundler.load(path)["weights"], model["weights"])
-    from bundler.archive import BundleReader
+    from bundler.container.archive import BundleReader
 
     with BundleReader(path) as reader:
         start = reader.members["model/model.joblib"].data_offset
@@ -339,16 +340,17 @@ def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path
 def test_pack_with_lock_writes_a_pylock_the_verifier_reads(model: Any, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The index look-up is replaced by fixed file lists; the rest (pack, bundle member, --against) is real."""
-    import bundler.targets
+    import bundler.environment.targets
     from tests.test_targets import fake_files
 
-    monkeypatch.setattr(bundler.targets, "fetch_release_files", lambda pins, python=None: fake_files(dict(pins)))
+    monkeypatch.setattr(bundler.environment.targets, "fetch_release_files",
+                        lambda pins, python=None: fake_files(dict(pins)))
     path = tmp_path / "locked.mlbundle"
     manifest = bundler.pack(model, path, lock=True)
     assert manifest.file("pylock.toml") is not None
     lock = tmp_path / "pylock.toml"
-    lock.write_text(bundler.api.read_member_text(path, "pylock.toml"))
-    from bundler.targets import read_target
+    lock.write_text(read_member_text(path, "pylock.toml"))
+    from bundler.environment.targets import read_target
 
     assert read_target(lock) == manifest.environment.packages
     assert bundler.verify(path, against=read_target(lock)).ok

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bundler
-from bundler.archive import MAX_COMPRESSION_RATIO, BundleReader, BundleWriter
+from bundler.container.archive import MAX_COMPRESSION_RATIO, BundleReader, BundleWriter
 from bundler.errors import IntegrityError, UsageError
 from tests.helpers import read_members
 

@@ -16,7 +16,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundler.behaviour import (
+from bundler.errors import UsageError
+from bundler.pipelines.behaviour import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     MAX_ROWS,
@@ -24,7 +25,6 @@ from bundler.behaviour import (
     compare_arrays,
     sample_members,
 )
-from bundler.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +215,7 @@ def test_compare_arrays_shapes_kinds_and_nan() -> None:
 
 
 def test_module_import_does_not_import_numpy() -> None:
-    code = "import sys, bundler.behaviour, bundler.targets, bundler.matrix; print('numpy' in sys.modules)"
+    code = ("import sys, bundler.pipelines.behaviour, bundler.environment.targets, bundler.crossversion.matrix; "
+            "print('numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bundler.config import load_config
 from bundler.errors import UsageError
+from bundler.settings import load_config
 
 
 def test_reads_policy_and_trust(tmp_path: Path) -> None:

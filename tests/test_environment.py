@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bundler.environment import (
-    InstalledVersions,
-    Policy,
-    accepts,
-    capture_interpreter,
-    compare,
-    infer_requirements,
-    normalize,
-    parse_pins,
-)
+from bundler.environment.capture import InstalledVersions, capture_interpreter, normalize
+from bundler.environment.policy import Policy, accepts, compare
+from bundler.environment.requirements import infer_requirements, parse_pins
 from bundler.errors import UsageError
 
 

@@ -10,11 +10,11 @@ import joblib
 import pytest
 from threadpoolctl import threadpool_limits
 
-from bundler.allowlist import DEFAULT_ALLOWLIST
 from bundler.errors import BundleError
-from bundler.scan import scan_bytes
-from bundler.treecheck import validate_trees
-from bundler.unpickler import restricted_load
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+from bundler.safety.scan import scan_bytes
+from bundler.safety.treecheck import validate_trees
+from bundler.safety.unpickler import restricted_load
 
 from .estimator_zoo import Fitted, Skip, fit_all, outputs, same_outputs
 

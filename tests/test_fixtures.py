@@ -23,7 +23,7 @@ import pytest
 
 import bundler
 from bundler import BehaviourDrift, BundleError
-from bundler.matrix import FAILS_TO_LOAD, PREDICTIONS_DIFFER
+from bundler.crossversion.matrix import FAILS_TO_LOAD, PREDICTIONS_DIFFER
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = sorted((ROOT / "fixtures").glob("sklearn-*/*.mlbundle"))

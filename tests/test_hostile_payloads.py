@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bundler.allowlist import DEFAULT_ALLOWLIST
 from bundler.errors import BundleError, IntegrityError, UnsafeContent
-from bundler.scan import scan_file
-from bundler.treecheck import validate_trees
-from bundler.unpickler import restricted_load
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+from bundler.safety.scan import scan_file
+from bundler.safety.treecheck import validate_trees
+from bundler.safety.unpickler import restricted_load
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())

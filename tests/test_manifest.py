@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import bundler
+from bundler.container.manifest import MAX_JSON_DEPTH, canonical_bytes, parse_manifest
 from bundler.errors import IntegrityError
-from bundler.manifest import MAX_JSON_DEPTH, canonical_bytes, parse_manifest
 
 
 def test_canonical_form_is_sorted_and_compact(packed: Path) -> None:

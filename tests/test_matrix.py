@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from bundler import matrix
-from bundler.errors import UsageError
-from bundler.matrix import (
+from bundler.crossversion import matrix
+from bundler.crossversion.matrix import (
     FAILS_TO_LOAD,
     LOADS_PREDICTS_SAME,
     PREDICTIONS_DIFFER,
@@ -27,6 +26,7 @@ from bundler.matrix import (
     version_tuple,
     write_reports,
 )
+from bundler.errors import UsageError
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bundler
-from bundler import progress
+from bundler.pipelines import progress
 
 
 def test_progress_when_enabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

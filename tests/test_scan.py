@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.feature_selection import SelectKBest, f_classif
 
 from bundler.errors import IntegrityError
-from bundler.scan import COMPUTED_CALLABLE, ScanLimits, scan_bytes, scan_file, scan_fileobj
+from bundler.safety.scan import COMPUTED_CALLABLE, ScanLimits, scan_bytes, scan_file, scan_fileobj
 
 RF = "sklearn.ensemble._forest.RandomForestClassifier"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundler.errors import SignatureError, UsageError
-from bundler.signing import (
+from bundler.integrity.signing import (
     Ed25519PublicKey,
     Ed25519Signer,
     HmacKey,
@@ -64,7 +64,7 @@ def test_garbage_signature_documents(doc: bytes) -> None:
 
 
 def test_unknown_scheme_is_named() -> None:
-    from bundler.hashing import sha256_bytes
+    from bundler.integrity.hashing import sha256_bytes
 
     doc = (f'{{"scheme":"rsa","manifest_sha256":"{sha256_bytes(MANIFEST)}","signature":"AA==","key_id":"k"}}').encode()
     with pytest.raises(SignatureError, match="unknown signature scheme 'rsa'"):

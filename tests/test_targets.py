@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bundler.environment.targets import load_target, parse_pylock, parse_requirements, read_target, write_pylock
 from bundler.errors import UsageError
-from bundler.targets import load_target, parse_pylock, parse_requirements, read_target, write_pylock
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree._tree import Tree
 
-from bundler.treecheck import validate_trees
+from bundler.safety.treecheck import validate_trees
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 
-from bundler.allowlist import DEFAULT_ALLOWLIST, Allowlist
 from bundler.errors import EnvironmentMismatch, IntegrityError, UnsafeContent
-from bundler.unpickler import restricted_load
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST, Allowlist
+from bundler.safety.unpickler import restricted_load
 
 
 def jb(obj: object, **kw: object) -> bytes:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bundler
-from bundler.manifest import Environment, FileEntry, Manifest, canonical_bytes, parse_manifest
+from bundler.container.manifest import Environment, FileEntry, Manifest, canonical_bytes, parse_manifest
 from tests.helpers import read_members, write_members
 
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.tree import DecisionTreeClassifier
 
-from bundler.allowlist import DEFAULT_ALLOWLIST
 from bundler.errors import BundleError
-from bundler.scan import ScanLimits, scan_bytes, scan_fileobj
-from bundler.treecheck import validate_trees
-from bundler.unpickler import restricted_load
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+from bundler.safety.scan import ScanLimits, scan_bytes, scan_fileobj
+from bundler.safety.treecheck import validate_trees
+from bundler.safety.unpickler import restricted_load
 
 MARKER = Path("/tmp/bundler-hostile-ran")
 LIMITS = ScanLimits(max_bytes=1 << 22, max_stack=10_000, max_memo=10_000, max_marks=200)

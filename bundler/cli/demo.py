@@ -11,9 +11,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from bundler.container.manifest import MANIFEST_NAME, REQUIREMENTS_NAME, SIGNATURE_NAME, canonical_bytes, parse_manifest
 from bundler.errors import BundleError
-from bundler.hashing import sha256_bytes
-from bundler.manifest import MANIFEST_NAME, REQUIREMENTS_NAME, SIGNATURE_NAME, canonical_bytes, parse_manifest
+from bundler.integrity.hashing import sha256_bytes
 
 
 def _say(quiet: bool, text: str) -> None:
@@ -37,7 +37,7 @@ def claim_other_version(src: Path, dst: Path, package: str, version: str) -> Non
 
     This is what a bundle made under another scikit-learn looks like to a verifier: intact, but from elsewhere.
     """
-    from bundler.signing import Sha256Signer, signature_document
+    from bundler.integrity.signing import Sha256Signer, signature_document
 
     with zipfile.ZipFile(src) as zin:
         members = {i.filename: zin.read(i) for i in zin.infolist()}
@@ -79,7 +79,7 @@ def _run(folder: Path, quiet: bool) -> int:
     from sklearn.preprocessing import StandardScaler
 
     import bundler
-    from bundler.api import load_with_report
+    from bundler.pipelines.load import load_with_report
 
     failures = 0
     X, y = make_classification(n_samples=300, n_features=8, random_state=0)

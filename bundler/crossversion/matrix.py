@@ -381,7 +381,7 @@ def run_worker(python: Path, paths: Sequence[str], workdir: Path, *, jobs: int |
         index, path = index_path
         out = (workdir / f"worker-{os.getpid()}-{index}.json").resolve()
         # run outside any project so that no [tool.bundler] policy overrides leak into "the default policy"
-        proc = subprocess.run([str(python), "-m", "bundler.matrix", "--worker-out", str(out), path],
+        proc = subprocess.run([str(python), "-m", "bundler.crossversion.matrix", "--worker-out", str(out), path],
                               capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
                               cwd=tempfile.gettempdir())
         if proc.returncode == 0 and out.is_file():
@@ -815,13 +815,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bundler.matrix``: the same as ``bundler matrix``, plus the internal ``--worker-out`` mode."""
+    """``python -m bundler.crossversion.matrix``: ``bundler matrix``, plus the internal ``--worker-out`` mode."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--worker-out":
         out = Path(argv[1])
         out.write_text(json.dumps(worker(argv[2:])), encoding="utf-8")
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bundler.matrix")
+    parser = argparse.ArgumentParser(prog="python -m bundler.crossversion.matrix")
     _add_arguments(parser)
     args = parser.parse_args(argv)
     try:

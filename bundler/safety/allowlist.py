@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bundler._allowlist_data import CONSTRUCTIBLE, REFERABLE
-from bundler.scan import LEGACY_WRAPPERS, ScanResult
+from bundler.safety._allowlist_data import CONSTRUCTIBLE, REFERABLE
+from bundler.safety.scan import LEGACY_WRAPPERS, ScanResult
 
 __all__ = [
     "DEFAULT_ALLOWLIST",

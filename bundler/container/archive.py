@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from bundler.errors import IntegrityError, UsageError
-from bundler.hashing import BackgroundDigest, chunk_digests
+from bundler.integrity.hashing import BackgroundDigest, chunk_digests
 
 #: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
 MAX_MEMBERS = 10_000

@@ -8,7 +8,7 @@ unrestricted ``pickle.load`` on the nested stream, and the legacy side-file wrap
 refused, and the size of every raw array is cross-checked against the static layout the scanner computed, so scanner
 and loader can never disagree on where array bytes end and opcodes resume.
 
-Decompression and magic-byte detection are shared with ``bundler.scan`` (same limits, same bytes).  The module
+Decompression and magic-byte detection are shared with ``bundler.safety.scan`` (same limits, same bytes).  The module
 imports only the standard library at import time; numpy and joblib are imported lazily by ``restricted_load``.
 """
 
@@ -21,9 +21,9 @@ import pickle
 import struct
 from typing import Any, BinaryIO, ClassVar
 
-from bundler.allowlist import Allowlist
 from bundler.errors import BundleError, EnvironmentMismatch, IntegrityError, UnsafeContent
-from bundler.scan import (
+from bundler.safety.allowlist import Allowlist
+from bundler.safety.scan import (
     CHUNK,
     DEFAULT_LIMITS,
     LEGACY_WRAPPERS,
@@ -226,7 +226,7 @@ def _joblib_unpickler_class() -> type:
         # -- arrays ---------------------------------------------------------------------------------------------
         def _symbolic_dtype(self, dt: Any, depth: int = 0) -> tuple[Any, Any]:
             """The (args, state) this dtype was built from, in the scanner's symbolic form."""
-            from bundler import scan
+            from bundler.safety import scan
 
             rec = self._dtype_args.get(id(dt))
             if rec is None or rec[1] is not dt or depth > 32:

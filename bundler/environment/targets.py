@@ -38,7 +38,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from bundler.environment import parse_pins
+from bundler.environment.requirements import parse_pins
 from bundler.errors import UsageError
 
 if sys.version_info >= (3, 11):

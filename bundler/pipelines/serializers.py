@@ -51,7 +51,7 @@ def load(stream: IO[bytes], serializer: str, *, allow: Any) -> Any:
     """Deserialize a verified, scanned payload: pickle and joblib under the restricted unpickler, skops with exactly
     the types our allowlist accepts as trusted (skops' own default trust is not used)."""
     if serializer in ("joblib", "pickle"):
-        from bundler.unpickler import restricted_load
+        from bundler.safety.unpickler import restricted_load
 
         return restricted_load(cast(BinaryIO, stream), fmt=serializer, allow=allow)
     sio = _require_skops()

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bundler.container.manifest import SIGNATURE_NAME, canonical_json, parse_json_document
 from bundler.errors import IntegrityError, SignatureError, UsageError
-from bundler.hashing import sha256_bytes
-from bundler.manifest import SIGNATURE_NAME, canonical_json, parse_json_document
+from bundler.integrity.hashing import sha256_bytes
 
 SCHEMES = ("sha256", "hmac-sha256", "ed25519")
 MIN_HMAC_KEY_BYTES = 16

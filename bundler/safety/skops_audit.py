@@ -13,7 +13,7 @@ import zipfile
 from typing import IO, Any
 
 from bundler.errors import IntegrityError
-from bundler.scan import ScanResult
+from bundler.safety.scan import ScanResult
 
 MAX_SKOPS_BYTES = 8 << 30
 #: skops node loaders that do not call the named class: function and type look-ups, arrays and dtypes read from

@@ -1,4 +1,4 @@
-"""The ``bundler`` command line: argument parsing, output and exit codes only; the work is in ``bundler.api``.
+"""The ``bundler`` command line: argument parsing, output and exit codes only; the work is in ``bundler.pipelines``.
 
 Every user-facing failure is one line per problem on stderr and the exit code of DESIGN.md; a traceback appears only
 with ``--debug``. With ``--json``, stdout carries exactly one JSON document, on success and on failure alike.
@@ -55,7 +55,7 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 
 
 def _verify_key(args: argparse.Namespace) -> Any:
-    from bundler.signing import Ed25519PublicKey, HmacKey
+    from bundler.integrity.signing import Ed25519PublicKey, HmacKey
 
     if getattr(args, "public_key", None):
         return Ed25519PublicKey.from_file(args.public_key)
@@ -66,8 +66,8 @@ def _verify_key(args: argparse.Namespace) -> Any:
 
 def _settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
     """The policy and the trusted globals: ``[tool.bundler]`` from pyproject.toml, overridden by the flags."""
-    from bundler.config import load_config
-    from bundler.environment import Policy
+    from bundler.environment.policy import Policy
+    from bundler.settings import load_config
 
     config = load_config()
     policy = Policy.of(args.policy or config.policy, {**config.overrides, **dict(args.allow)})
@@ -94,11 +94,11 @@ def _print_report(report: Any, args: argparse.Namespace, success: str) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from bundler.api import verify
+    from bundler.pipelines.verify import verify
 
     against = None
     if args.against:
-        from bundler.targets import read_target
+        from bundler.environment.targets import read_target
 
         against = read_target(args.against)
     policy, trust = _settings(args)
@@ -110,7 +110,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from bundler.api import load_with_report
+    from bundler.pipelines.load import load_with_report
 
     policy, trust = _settings(args)
     model, report = load_with_report(args.bundle, key=_verify_key(args), policy=policy, trust=trust,
@@ -122,7 +122,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from bundler.api import inspect
+    from bundler.pipelines.verify import inspect
 
     manifest = inspect(args.bundle)
     note = "NOT VERIFIED: this is what the bundle claims; run 'bundler verify' to check it"
@@ -167,7 +167,7 @@ def _parse_meta(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _read_sample(path: str) -> Any:
-    from bundler.archive import check_input_file
+    from bundler.container.archive import check_input_file
 
     p = check_input_file(path)
     import numpy as np
@@ -183,7 +183,7 @@ def _read_sample(path: str) -> Any:
 
 
 def _signer(args: argparse.Namespace) -> Any:
-    from bundler.signing import Ed25519Signer, HmacKey
+    from bundler.integrity.signing import Ed25519Signer, HmacKey
 
     if args.sign_key:
         return Ed25519Signer.from_file(args.sign_key)
@@ -193,7 +193,7 @@ def _signer(args: argparse.Namespace) -> Any:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from bundler.api import pack_file
+    from bundler.pipelines.pack import pack_file
 
     signer = _signer(args)
     sample = _read_sample(args.sample) if args.sample else None
@@ -211,7 +211,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from bundler.signing import Ed25519Signer, generate_keypair
+    from bundler.integrity.signing import Ed25519Signer, generate_keypair
 
     private, public = generate_keypair(args.output)
     key_id = Ed25519Signer.from_file(private).key_id
@@ -221,7 +221,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from bundler.environment import capture_interpreter, installed_distributions
+    from bundler.environment.capture import capture_interpreter, installed_distributions
 
     info: dict[str, Any] = {**capture_interpreter(), "packages": installed_distributions()}
     if args.json:
@@ -235,7 +235,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bundler.demo import run_demo
+    from bundler.cli.demo import run_demo
 
     return run_demo(args.dir, quiet=args.quiet)
 
@@ -311,7 +311,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     verbs = {"pack", "verify", "load", "inspect", "keygen", "env", "demo"}
     first_verb = next((a for a in (argv or []) if not a.startswith("-")), None)
     if argv is None or first_verb not in verbs:
-        from bundler import matrix
+        from bundler.crossversion import matrix
 
         matrix.add_parser(sub)
     return parser
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(args_list).parse_args(args_list)
         func: Callable[[argparse.Namespace], int] = args.func
-        from bundler import progress
+        from bundler.pipelines import progress
 
         quiet_output = args.quiet or getattr(args, "json", False)
         progress.enable(sys.stderr if sys.stderr.isatty() and not quiet_output else None)

@@ -1,0 +1,3 @@
+"""The environment: capture of the running interpreter and packages, requirements inference, the version
+policy, and target environments (requirements files, pip freeze, pylock.toml).
+"""

@@ -1,0 +1,2 @@
+"""Integrity: SHA-256 digests of members (streaming and chunked) and the signing schemes over the manifest.
+"""

@@ -1,0 +1,3 @@
+"""The pipelines behind the public API: pack, verify, load, and the behaviour check, composed from the
+subsystems below them.
+"""

@@ -1,0 +1,240 @@
+"""``pack`` and ``pack_file``: serialize (or copy) a model into a new bundle, atomically.
+
+Members are hashed as they are written; the manifest (which lists every member's digest) and the signature over
+its canonical bytes are written last, and the archive is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from bundler._version import __version__
+from bundler.container.archive import BundleWriter, check_input_file
+from bundler.container.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    PYLOCK_NAME,
+    REQUIREMENTS_NAME,
+    SIGNATURE_NAME,
+    Environment,
+    FileEntry,
+    Manifest,
+    canonical_bytes,
+    canonical_json,
+)
+from bundler.environment.capture import capture_interpreter
+from bundler.environment.requirements import infer_requirements, parse_pins, requirement_lines
+from bundler.errors import BundlerWarning, UnsafeContent, UsageError
+from bundler.integrity.hashing import (
+    CHUNK_SIZE,
+    CHUNKED_MIN_BYTES,
+    DIGEST_CHUNK_BYTES,
+    HashingWriter,
+    sha256_bytes,
+)
+from bundler.integrity.signing import Sha256Signer, Signer, signature_document
+from bundler.pipelines import progress
+from bundler.pipelines.payload import default_allowlist, detect_format, scan_payload, validate_structures
+from bundler.pipelines.serializers import PAYLOAD_NAMES, check_serializer
+
+if TYPE_CHECKING:
+    from bundler.safety.scan import ScanResult
+
+__all__ = ["pack", "pack_file"]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _qualname(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise UsageError("metadata must be a mapping with string keys")
+    try:
+        encoded = canonical_json(dict(metadata))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
+    import json
+
+    return dict(json.loads(encoded))  # tuples become lists, as they will read back
+
+
+class _Packer:
+    """Collects members as they are written, then writes the manifest and signature last."""
+
+    def __init__(self, writer: BundleWriter) -> None:
+        self.writer = writer
+        self.files: list[FileEntry] = []
+
+    def add_stream(self, name: str, fill: Callable[[IO[bytes]], None]) -> FileEntry:
+        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", 0) as advance:
+            hashing = HashingWriter(raw, advance)
+            try:
+                fill(cast(IO[bytes], hashing))  # the write side of a binary file is all it needs
+            finally:
+                digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
+        chunks = None
+        if hashing.size >= CHUNKED_MIN_BYTES:
+            with progress.task(f"hashing {name}", hashing.size) as advance:
+                chunks = self.writer.chunk_digests(name, advance)
+        entry = FileEntry(path=name, sha256=digest, size=hashing.size,
+                          chunk_size=DIGEST_CHUNK_BYTES if chunks is not None else None, chunks=chunks)
+        self.files.append(entry)
+        return entry
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.writer.write_member(name, data)
+        self.files.append(FileEntry(path=name, sha256=sha256_bytes(data), size=len(data)))
+
+
+def _scan_written(writer: BundleWriter, name: str, serializer: str) -> ScanResult:
+    with writer.read_back(name) as stream:
+        return scan_payload(stream, serializer)
+
+
+def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str, scan: ScanResult,
+            sample_info: dict[str, Any] | None, metadata: dict[str, Any], requirements: Iterable[str] | None,
+            signer: Signer | None, lock: bool) -> Manifest:
+    inferred = infer_requirements(scan.globals, scan.calls)
+    pins = dict(inferred.pins)
+    pins.update(parse_pins(requirements or []))
+    pins = dict(sorted(pins.items()))
+    if inferred.unmapped:
+        warnings.warn(
+            "the payload references modules no installed distribution provides ("
+            + ", ".join(inferred.unmapped) + "); a loader needs that code importable", BundlerWarning, stacklevel=3)
+    lines = requirement_lines(pins)
+    packer.add_bytes(REQUIREMENTS_NAME, ("\n".join(lines) + "\n" if lines else "").encode())
+    interpreter = capture_interpreter()
+    if lock:
+        from bundler.environment.targets import write_pylock
+
+        packer.add_bytes(PYLOCK_NAME, write_pylock(lines, interpreter).encode())
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        bundler_version=__version__,
+        created=_now(),
+        model_class=model_class,
+        serializer=serializer,  # type: ignore[arg-type]
+        payload=[payload],
+        files=sorted(packer.files, key=lambda f: f.path),
+        environment=Environment(packages=pins, **interpreter),
+        requirements=lines,
+        frameworks=inferred.frameworks,
+        globals=list(scan.globals),
+        sample=sample_info,
+        metadata=metadata,
+    )
+    manifest_bytes = canonical_bytes(manifest)
+    packer.writer.write_member(MANIFEST_NAME, manifest_bytes)
+    packer.writer.write_member(SIGNATURE_NAME, signature_document(signer or Sha256Signer(), manifest_bytes))
+    packer.writer.commit()
+    return manifest
+
+
+def _warn_outside_allowlist(scan: ScanResult) -> None:
+    bad = default_allowlist().offending(scan)
+    if bad:
+        warnings.warn(
+            "a default loader would refuse these globals: " + ", ".join(bad)
+            + "; trust them when loading with " + " ".join(f"--trust {b}" for b in bad)
+            + " (or sign the bundle and load with the key)", BundlerWarning, stacklevel=3)
+
+
+def pack(model: Any, path: str | os.PathLike[str], *, serializer: str = "joblib", sample: Any = None,
+         signer: Signer | None = None, metadata: Mapping[str, Any] | None = None,
+         requirements: Iterable[str] | None = None, lock: bool = False) -> Manifest:
+    """Serialize ``model`` into a new bundle at ``path`` (atomically) and return its manifest.
+
+    ``sample`` (array-like) stores a small input and the model's outputs for the behaviour check; ``signer`` signs
+    (default: checksum only); ``requirements`` adds or overrides ``name==version`` pins; ``lock`` also writes a
+    ``pylock.toml``. Globals a default loader would refuse produce a ``BundlerWarning``, never a refusal.
+    """
+    check_serializer(serializer)
+    meta = _check_metadata(metadata)
+    parse_pins(requirements or [])
+    payload = PAYLOAD_NAMES[serializer]
+    with BundleWriter(path) as writer:
+        packer = _Packer(writer)
+        from bundler.pipelines.serializers import dump
+
+        packer.add_stream(payload, lambda stream: dump(model, stream, serializer))
+        scan = _scan_written(writer, payload, serializer)
+        _warn_outside_allowlist(scan)
+        sample_info = _add_sample(packer, model, sample)
+        return _finish(packer, serializer=serializer, payload=payload, model_class=_qualname(model), scan=scan,
+                       sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer, lock=lock)
+
+
+def _add_sample(packer: _Packer, model: Any, sample: Any) -> dict[str, Any] | None:
+    if sample is None:
+        return None
+    from bundler.pipelines.behaviour import sample_members
+
+    members, info = sample_members(model, sample)
+    for name, data in sorted(members.items()):
+        packer.add_bytes(name, data)
+    return info
+
+
+def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, serializer: str | None = None,
+              sample: Any = None, signer: Signer | None = None, metadata: Mapping[str, Any] | None = None,
+              requirements: Iterable[str] | None = None, trust: Iterable[str] = (), lock: bool = False) -> Manifest:
+    """Bundle an existing ``.joblib`` / ``.pkl`` / ``.skops`` file, whose format is detected from its content.
+
+    The file is scanned first and refused (``UnsafeContent``) when it names globals outside the allowlist, unless the
+    caller trusts them explicitly; then the copy in the bundle is loaded with the restricted unpickler and its tree
+    structures are validated, so a crafted model is refused at pack time too. The source is read through one open
+    file descriptor, so what was scanned is what gets bundled.
+    """
+    src = check_input_file(source)
+    meta = _check_metadata(metadata)
+    parse_pins(requirements or [])
+    allow = default_allowlist(trust)
+    with open(src, "rb") as fh:
+        head = fh.read(8)
+        if not head:
+            raise UsageError(f"{src}: empty file, not a model")
+        fh.seek(0)
+        detected = detect_format(head)
+        scan = scan_payload(fh, "skops" if detected == "skops" else "pickle")
+        fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
+        # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
+        compatible = serializer == "joblib" and fmt == "pickle"
+        if serializer is not None and check_serializer(serializer) != fmt and not compatible:
+            raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
+        fmt = serializer or fmt
+        bad = allow.offending(scan)
+        if bad:
+            lines = allow.audit(scan)
+            raise UnsafeContent(lines[0] if lines else f"{src}: unsafe globals", problems=lines or bad, offending=bad)
+        payload = PAYLOAD_NAMES[fmt]
+        with BundleWriter(path) as writer:
+            packer = _Packer(writer)
+
+            def copy(stream: IO[bytes]) -> None:
+                fh.seek(0)
+                while chunk := fh.read(CHUNK_SIZE):
+                    stream.write(chunk)
+
+            packer.add_stream(payload, copy)
+            with writer.read_back(payload) as stream:
+                from bundler.pipelines.serializers import load as _load
+
+                model = _load(stream, fmt, allow=allow)
+            validate_structures(model)
+            sample_info = _add_sample(packer, model, sample)
+            return _finish(packer, serializer=fmt, payload=payload, model_class=_qualname(model), scan=scan,
+                           sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer,
+                           lock=lock)

@@ -1,0 +1,48 @@
+"""What pack and load share about a payload: its format, its static scan, the allowlist, the structure checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+
+from bundler.errors import UnsafeContent
+from bundler.integrity.hashing import HashingReader
+
+if TYPE_CHECKING:
+    from bundler.safety.allowlist import Allowlist
+    from bundler.safety.scan import ScanResult
+
+__all__ = ["default_allowlist", "detect_format", "scan_payload", "validate_structures"]
+
+
+def scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> ScanResult:
+    """Static scan of a payload stream: globals and calls, without deserializing anything."""
+    if serializer == "skops":
+        from bundler.safety.skops_audit import scan_skops
+
+        return scan_skops(cast(IO[bytes], stream))
+    from bundler.safety.scan import scan_fileobj
+
+    return scan_fileobj(cast(BinaryIO, stream))
+
+
+def default_allowlist(trust: Iterable[str] = ()) -> Allowlist:
+    from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+
+    trust = list(trust)
+    return DEFAULT_ALLOWLIST.extended(trust) if trust else DEFAULT_ALLOWLIST
+
+
+def detect_format(head: bytes) -> str:
+    """The serializer a payload file was written with, from its first bytes (never from its file name)."""
+    if head.startswith(b"PK\x03\x04"):
+        return "skops"
+    return "pickle-or-joblib"
+
+
+def validate_structures(model: Any) -> None:
+    from bundler.safety.treecheck import validate_trees
+
+    problems = validate_trees(model)
+    if problems:
+        raise UnsafeContent(problems[0], problems=problems, offending=["sklearn.tree._tree.Tree"])
