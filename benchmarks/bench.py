@@ -147,7 +147,7 @@ def import_tool(tool: str) -> None:
         import skops.io  # noqa: F401
     elif tool == "bundler":
 
-        for mod in ("bundler.safety.allowlist", "bundler.safety.unpickler", "bundler.safety.treecheck"):
+        for mod in ("bundler.safety.allowlist", "bundler.safety.unpickler", "bundler.safety.validators"):
             with contextlib.suppress(ImportError):
                 __import__(mod)
 
@@ -403,7 +403,7 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("file writes (io)", lambda f, n: f == "~" and "'write' of '_io" in n),
     ("payload scan (bundler/scan.py)", lambda f, n: f.endswith(("bundler/scan.py", "bundler/skops_scan.py"))),
     ("restricted unpickler (bundler)", lambda f, n: f.endswith(("bundler/unpickler.py", "bundler/allowlist.py"))),
-    ("tree validation (bundler)", lambda f, n: f.endswith("bundler/treecheck.py")),
+    ("state validation (bundler)", lambda f, n: "bundler/safety/validators/" in f),
     ("joblib/pickle machinery", lambda f, n: "joblib" in f or f.endswith("/pickle.py") or "_pickle" in n
      or "'dump' of" in n or "'load' of" in n),
     ("numpy (copies, frombuffer...)", lambda f, n: "numpy" in f or "numpy" in n),

@@ -14,8 +14,8 @@ import pytest
 from bundler.errors import BundleError, IntegrityError, UnsafeContent
 from bundler.safety.allowlist import DEFAULT_ALLOWLIST
 from bundler.safety.scan import scan_file
-from bundler.safety.treecheck import validate_trees
 from bundler.safety.unpickler import restricted_load
+from bundler.safety.validators import validate_model
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
@@ -78,7 +78,7 @@ def test_crafted_trees_caught_by_treecheck(name: str) -> None:
     assert DEFAULT_ALLOWLIST.audit(scan_file(HOSTILE / name)) == []
     with open(HOSTILE / name, "rb") as f:
         model = restricted_load(f, fmt=fmt_of(name), allow=DEFAULT_ALLOWLIST)
-    problems = validate_trees(model)
+    problems = [p.line for p in validate_model(model, handed=None, allow=DEFAULT_ALLOWLIST)]
     assert problems
     err = UnsafeContent(problems)
     assert err.exit_code == 5

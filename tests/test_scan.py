@@ -14,7 +14,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.feature_selection import SelectKBest, f_classif
 
 from bundler.errors import IntegrityError
-from bundler.safety.scan import COMPUTED_CALLABLE, ScanLimits, scan_bytes, scan_file, scan_fileobj
+from bundler.safety.limits import Limits as ScanLimits
+from bundler.safety.scan import COMPUTED_CALLABLE, scan_bytes, scan_file, scan_fileobj
 
 RF = "sklearn.ensemble._forest.RandomForestClassifier"
 
@@ -131,7 +132,7 @@ def test_malformed_streams_fail_closed(data: bytes, reason: str) -> None:
 
 
 def test_limits_bound_decompression() -> None:
-    bomb = bz2.compress(b"N" * (8 << 20))
+    bomb = bz2.compress(b"\x80\x04B" + (8 << 20).to_bytes(4, "little") + b"\0" * (8 << 20) + b".")
     lim = ScanLimits(max_bytes=1 << 20)
     with pytest.raises(IntegrityError, match="exceeds"):
         scan_fileobj(io.BytesIO(bomb), limits=lim)

@@ -17,13 +17,12 @@ import stat
 import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO
 
 from bundler.errors import IntegrityError, UsageError
-from bundler.integrity.hashing import BackgroundDigest, chunk_digests
 
 #: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
 MAX_MEMBERS = 10_000
@@ -200,31 +199,34 @@ class BundleReader:
         return problems
 
     # -- reading -----------------------------------------------------------------------------------------------
+    def fileno(self) -> int:
+        """The one descriptor every read goes through (with ``pread``: no shared file position)."""
+        return self._fh.fileno()
+
+    def span(self, name: str) -> tuple[int, int]:
+        """``(data offset, size)`` of a stored member, checked to lie before the central directory."""
+        member = self.members[name]
+        if not member.stored:
+            raise ValueError(f"member {name!r} is compressed; it has no raw span")
+        if member.data_offset + member.size > self._zip.start_dir:
+            raise IntegrityError(f"{self.path}: member {name!r} runs past the end of the archive data")
+        return member.data_offset, member.size
+
     @contextlib.contextmanager
-    def open_member(self, name: str, *, digest: BackgroundDigest | None = None) -> Iterator[IO[bytes]]:
+    def open_member(self, name: str) -> Iterator[IO[bytes]]:
         """A stream over one member's bytes that never yields more than the declared size.
 
         Stored members (the payload) are read straight from the file at their data offset: no CRC pass and no
         zipfile locking, since every member's SHA-256 is checked against the manifest anyway. Compressed members go
         through zipfile, which checks the CRC and stops at the declared size.
-
-        With ``digest`` (stored members only), every chunk read is also fed to it: the stream then returns fresh
-        ``bytes`` per read, which the hashing thread can take without a copy. Callers drain the stream so that the
-        digest covers the whole member.
         """
         member = self.members[name]
         if member.stored:
-            if member.data_offset + member.size > self._zip.start_dir:
-                raise IntegrityError(f"{self.path}: member {name!r} runs past the end of the archive data")
-            if digest is not None:
-                yield cast(IO[bytes], _PReadChunks(self._fh.fileno(), member.data_offset, member.size, digest))
-                return
-            raw = _PReadMember(self._fh.fileno(), member.data_offset, member.size)
+            offset, size = self.span(name)
+            raw = _PReadMember(self._fh.fileno(), offset, size)
             with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
                 yield stream
             return
-        if digest is not None:
-            raise ValueError("background digests are only for stored members")
         try:
             with self._zip.open(name) as stream:
                 yield stream
@@ -247,18 +249,6 @@ class BundleReader:
         if len(data) > limit:
             raise IntegrityError(f"{self.path}: member {name!r} is larger than the limit of {limit}")
         return data
-
-    def chunk_digests(self, name: str, chunk_size: int,
-                      progress: Callable[[int], None] | None = None) -> list[str]:
-        """Chunked SHA-256 digests of a stored member, computed on every core (see ``FileEntry.chunks``)."""
-        member = self.members[name]
-        if not member.stored:
-            raise ValueError("chunked digests are only for stored members")
-        try:
-            return chunk_digests(self._fh.fileno(), member.data_offset, member.size, chunk_size, progress=progress)
-        except EOFError:
-            raise IntegrityError(f"{self.path}: member {name!r} is truncated") from None
-
 
 
 class BundleWriter:
@@ -317,10 +307,13 @@ class BundleWriter:
         with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
             yield stream
 
-    def chunk_digests(self, name: str, progress: Callable[[int], None] | None = None) -> list[str]:
-        """Chunked SHA-256 digests of a stored member already written (see ``FileEntry.chunks``)."""
-        offset, size = self._span(name)
-        return chunk_digests(self._fh.fileno(), offset, size, progress=progress)
+    def span(self, name: str) -> tuple[int, int]:
+        """``(data offset, size)`` of a stored member already written (for chunk digests of what was written)."""
+        return self._span(name)
+
+    def fileno(self) -> int:
+        self._fh.flush()
+        return self._fh.fileno()
 
     def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
         self._zip.writestr(self._info(name, compress), data)
@@ -372,32 +365,6 @@ class _PReadMember(io.RawIOBase):
             raise IntegrityError("archive ended inside a member (truncated)")
         self._pos += got
         return got
-
-
-class _PReadChunks:
-    """Sequential ``read(n)`` over ``size`` bytes of a file descriptor with pread; each chunk is a new ``bytes``
-    object, given to ``digest`` as it is returned (so hashing needs no copy of a shared buffer)."""
-
-    def __init__(self, fd: int, offset: int, size: int, digest: BackgroundDigest) -> None:
-        self._fd = fd
-        self._pos = offset
-        self._end = offset + size
-        self._digest = digest
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        left = self._end - self._pos
-        n = left if n is None or n < 0 else min(n, left)
-        if n <= 0:
-            return b""
-        data = os.pread(self._fd, n, self._pos)
-        if not data:
-            raise IntegrityError("archive ended inside a member (truncated)")
-        self._pos += len(data)
-        self._digest.update(data)
-        return data
 
 
 def _umask() -> int:

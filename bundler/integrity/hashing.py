@@ -163,3 +163,49 @@ def chunk_digests(fd: int, offset: int, size: int, chunk_size: int = DIGEST_CHUN
         return [one(0)] if count else []
     with ThreadPoolExecutor(max_workers=workers or min(count, os.cpu_count() or 2)) as pool:
         return list(pool.map(one, range(count)))
+
+
+class SpanDigestReader:
+    """Sequential ``read(n)`` over ``size`` bytes of a file descriptor with ``pread``; each chunk is a new ``bytes``
+    given to ``digest`` as it is returned (so a scan and the SHA-256 of a stored member share one streaming pass,
+    hashing on another core)."""
+
+    def __init__(self, fd: int, offset: int, size: int, digest: BackgroundDigest) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + size
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._pos
+        n = left if n is None or n < 0 else min(n, left)
+        if n <= 0:
+            return b""
+        data = os.pread(self._fd, n, self._pos)
+        if not data:
+            raise EOFError("file ended inside a member (truncated)")
+        self._pos += len(data)
+        self._digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK_SIZE):
+            pass
+
+
+def memory_chunk_digests(data: memoryview | bytes, chunk_size: int = DIGEST_CHUNK_BYTES,
+                         workers: int | None = None) -> list[str]:
+    """SHA-256 of each ``chunk_size`` piece of an in-memory buffer, on several threads (``hashlib`` releases the
+    GIL), so packing a large payload never reads it back from disk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    view = memoryview(data).cast("B")
+    count = -(-len(view) // chunk_size)
+    if count <= 1:
+        return [hashlib.sha256(view).hexdigest()]
+    with ThreadPoolExecutor(max_workers=workers or min(count, os.cpu_count() or 2)) as pool:
+        return list(pool.map(lambda i: hashlib.sha256(view[i * chunk_size:(i + 1) * chunk_size]).hexdigest(),
+                             range(count)))

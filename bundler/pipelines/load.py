@@ -1,4 +1,10 @@
-"""``load``: verify, then deserialize under the restricted unpickler, validate, and re-check the stored sample."""
+"""``load``: verify, then deserialize the verified bytes, validate every native-backed object, re-check the sample.
+
+Nothing is deserialized before every check of ``verify`` passed. The payload was read from the file once, into
+private memory, hashed and scanned there (``verify_open(keep_payload=True)``); the restricted unpickler reads those
+same bytes. Then the state validators walk the whole model (``bundler.safety.validators``), and only a model they
+accept is returned, or handed to the behaviour check that calls its methods.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,22 @@ from typing import Any
 
 from bundler.container.archive import BundleReader
 from bundler.container.manifest import Manifest
+from bundler.environment.capture import InstalledVersions
 from bundler.environment.policy import Policy
-from bundler.errors import BehaviourDrift, IntegrityError
+from bundler.errors import BehaviourDrift, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.integrity.signing import VerifyKey
-from bundler.pipelines.payload import validate_structures
 from bundler.pipelines.report import Report
 from bundler.pipelines.verify import resolve_policy, verify_open
+from bundler.safety.loading import validate_loaded
 
 __all__ = ["load", "load_with_report"]
 
 
 def load(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
          trust: Iterable[str] = (), check_behaviour: bool = True) -> Any:
-    """Verify, then deserialize under the restricted unpickler, validate tree structures, and (when the bundle has a
-    sample) check that the model still predicts it the same. Raises the error of the most serious problem found."""
+    """Verify, then deserialize under the restricted unpickler, validate the state of every native-backed object,
+    and (when the bundle has a sample) check that the model still predicts it the same. Raises the error of the
+    most serious problem found."""
     model, _ = load_with_report(path, key=key, policy=policy, trust=trust, check_behaviour=check_behaviour)
     return model
 
@@ -30,19 +38,25 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
                      policy: Policy | str | None = None, trust: Iterable[str] = (),
                      check_behaviour: bool = True) -> tuple[Any, Report]:
     """``load`` that also returns the report (the CLI prints it)."""
+    from bundler.pipelines.serializers import load_verified
+    from bundler.safety.unpickler import RebuildError
+
     pol = resolve_policy(policy)
     with BundleReader(path) as reader:
-        report, allow = verify_open(reader, key=key, policy=pol, trust=trust, against=None)
+        verified = verify_open(reader, key=key, policy=pol, trust=trust, against=None, keep_payload=True)
+        report = verified.report
         report.raise_for_problems()
-        manifest = report.manifest
-        assert manifest is not None and allow is not None
-        payload = manifest.payload[0]
-        with reader.open_member(payload) as stream:
-            from bundler.pipelines.serializers import load as _deserialize
-
-            model = _deserialize(stream, manifest.serializer, allow=allow)
+        manifest, allow, payload = report.manifest, verified.allow, verified.payload
+        assert manifest is not None and allow is not None and payload is not None
+        try:
+            loaded = load_verified(payload.data, manifest.serializer, payload.scan, allow=allow)
+        except RebuildError as exc:
+            raise _rebuild_problem(exc, manifest) from None
+        del payload  # the model holds what it needs; the rest of the buffer can go
         report.checked.append("deserialized")
-        validate_structures(model)
+        validate_loaded(loaded, allow)
+        report.checked.append("state")
+        model = loaded.obj
         if check_behaviour and manifest.sample is not None:
             _behaviour(reader, manifest, model, report)
         elif manifest.sample is None:
@@ -50,6 +64,22 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
         else:
             report.notes.append("behaviour check switched off")
     return model, report
+
+
+def _rebuild_problem(exc: EnvironmentMismatch, manifest: Manifest) -> Exception:
+    """Library code refused to rebuild an object from verified bytes. Under other versions of the frameworks than
+    the bundle was made with, that is this environment's problem (exit 4); under the very same versions, the bytes
+    are not what that library writes: crafted content (exit 5)."""
+    installed = InstalledVersions()
+    packages = manifest.environment.packages
+    frameworks = {"scikit-learn", "numpy", "scipy", "joblib", *manifest.frameworks}
+    pinned = [name for name in frameworks if name in packages]
+    if pinned and all(installed.get(name) == packages[name] for name in pinned):
+        line = exc.problems[0].replace("payload cannot be rebuilt in this environment",
+                                       "payload cannot be rebuilt although this environment has the versions it was "
+                                       "made with (crafted state)")
+        return UnsafeContent(line, offending=["<crafted state>"])
+    return exc
 
 
 def _behaviour(reader: BundleReader, manifest: Manifest, model: Any, report: Report) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from typing import IO, TYPE_CHECKING, Any, cast
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from bundler._version import __version__
 from bundler.container.archive import BundleWriter, check_input_file
@@ -28,17 +28,18 @@ from bundler.container.manifest import (
 )
 from bundler.environment.capture import capture_interpreter
 from bundler.environment.requirements import infer_requirements, parse_pins, requirement_lines
-from bundler.errors import BundlerWarning, UnsafeContent, UsageError
+from bundler.errors import BundlerWarning, UsageError
 from bundler.integrity.hashing import (
     CHUNK_SIZE,
     CHUNKED_MIN_BYTES,
     DIGEST_CHUNK_BYTES,
     HashingWriter,
+    memory_chunk_digests,
     sha256_bytes,
 )
 from bundler.integrity.signing import Sha256Signer, Signer, signature_document
 from bundler.pipelines import progress
-from bundler.pipelines.payload import default_allowlist, detect_format, scan_payload, validate_structures
+from bundler.pipelines.payload import default_allowlist, detect_format, scan_payload
 from bundler.pipelines.serializers import PAYLOAD_NAMES, check_serializer
 
 if TYPE_CHECKING:
@@ -77,18 +78,19 @@ class _Packer:
         self.writer = writer
         self.files: list[FileEntry] = []
 
-    def add_stream(self, name: str, fill: Callable[[IO[bytes]], None]) -> FileEntry:
-        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", 0) as advance:
+    def add_payload(self, name: str, data: memoryview) -> FileEntry:
+        """Write the payload from memory, hashing exactly the bytes written (on another core while they are
+        written; chunk digests of large payloads on every core, from the same memory: nothing is read back)."""
+        size = len(data)
+        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", size) as advance:
             hashing = HashingWriter(raw, advance)
             try:
-                fill(cast(IO[bytes], hashing))  # the write side of a binary file is all it needs
+                for start in range(0, size, CHUNK_SIZE):
+                    hashing.write(data[start:start + CHUNK_SIZE])
             finally:
-                digest = hashing.hexdigest  # also ends the hashing thread when ``fill`` failed
-        chunks = None
-        if hashing.size >= CHUNKED_MIN_BYTES:
-            with progress.task(f"hashing {name}", hashing.size) as advance:
-                chunks = self.writer.chunk_digests(name, advance)
-        entry = FileEntry(path=name, sha256=digest, size=hashing.size,
+                digest = hashing.hexdigest  # also ends the hashing thread when writing failed
+        chunks = memory_chunk_digests(data) if size >= CHUNKED_MIN_BYTES else None
+        entry = FileEntry(path=name, sha256=digest, size=size,
                           chunk_size=DIGEST_CHUNK_BYTES if chunks is not None else None, chunks=chunks)
         self.files.append(entry)
         return entry
@@ -98,9 +100,17 @@ class _Packer:
         self.files.append(FileEntry(path=name, sha256=sha256_bytes(data), size=len(data)))
 
 
-def _scan_written(writer: BundleWriter, name: str, serializer: str) -> ScanResult:
-    with writer.read_back(name) as stream:
-        return scan_payload(stream, serializer)
+def _scan_memory(data: memoryview, serializer: str) -> ScanResult:
+    """Static scan of a payload held in memory (the very bytes that will be written)."""
+    if serializer == "skops":
+        import io
+
+        return scan_payload(io.BytesIO(data), "skops")
+    from bundler.safety.scan import scan_memory
+    from bundler.safety.source import decompress_all
+
+    compression, plain = decompress_all(data)
+    return scan_memory(plain if plain is not None else data, compression=compression)
 
 
 def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str, scan: ScanResult,
@@ -164,17 +174,29 @@ def pack(model: Any, path: str | os.PathLike[str], *, serializer: str = "joblib"
     check_serializer(serializer)
     meta = _check_metadata(metadata)
     parse_pins(requirements or [])
+    from bundler.pipelines.serializers import dump_to_memory
+
+    with progress.task("serializing", 0):
+        data = dump_to_memory(model, serializer)
+    scan = _scan_memory(data, serializer)
+    _warn_outside_allowlist(scan)
+    return _write_bundle(path, data, serializer=serializer, scan=scan, model=model, sample=sample, metadata=meta,
+                         requirements=requirements, signer=signer, lock=lock)
+
+
+def _write_bundle(path: str | os.PathLike[str], data: memoryview, *, serializer: str, scan: ScanResult,
+                  model: Any, sample: Any, metadata: dict[str, Any], requirements: Iterable[str] | None,
+                  signer: Signer | None, lock: bool) -> Manifest:
+    """The one pack pipeline behind ``pack`` and ``pack_file``: payload, sample, requirements, manifest, signature,
+    written to a temporary file and renamed into place."""
     payload = PAYLOAD_NAMES[serializer]
     with BundleWriter(path) as writer:
         packer = _Packer(writer)
-        from bundler.pipelines.serializers import dump
-
-        packer.add_stream(payload, lambda stream: dump(model, stream, serializer))
-        scan = _scan_written(writer, payload, serializer)
-        _warn_outside_allowlist(scan)
+        packer.add_payload(payload, data)
         sample_info = _add_sample(packer, model, sample)
         return _finish(packer, serializer=serializer, payload=payload, model_class=_qualname(model), scan=scan,
-                       sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer, lock=lock)
+                       sample_info=sample_info, metadata=metadata, requirements=requirements, signer=signer,
+                       lock=lock)
 
 
 def _add_sample(packer: _Packer, model: Any, sample: Any) -> dict[str, Any] | None:
@@ -193,48 +215,39 @@ def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, s
               requirements: Iterable[str] | None = None, trust: Iterable[str] = (), lock: bool = False) -> Manifest:
     """Bundle an existing ``.joblib`` / ``.pkl`` / ``.skops`` file, whose format is detected from its content.
 
-    The file is scanned first and refused (``UnsafeContent``) when it names globals outside the allowlist, unless the
-    caller trusts them explicitly; then the copy in the bundle is loaded with the restricted unpickler and its tree
-    structures are validated, so a crafted model is refused at pack time too. The source is read through one open
-    file descriptor, so what was scanned is what gets bundled.
+    The file is read once into memory; those bytes are scanned and refused (``UnsafeContent``) when they name
+    globals outside the allowlist, unless the caller trusts them explicitly; then they are loaded with the
+    restricted unpickler and every native-backed object's state is validated, so a crafted model is refused at pack
+    time too; and exactly those bytes are written into the bundle.
     """
     src = check_input_file(source)
     meta = _check_metadata(metadata)
     parse_pins(requirements or [])
     allow = default_allowlist(trust)
-    with open(src, "rb") as fh:
-        head = fh.read(8)
-        if not head:
-            raise UsageError(f"{src}: empty file, not a model")
-        fh.seek(0)
-        detected = detect_format(head)
-        scan = scan_payload(fh, "skops" if detected == "skops" else "pickle")
-        fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
-        # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
-        compatible = serializer == "joblib" and fmt == "pickle"
-        if serializer is not None and check_serializer(serializer) != fmt and not compatible:
-            raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
-        fmt = serializer or fmt
-        bad = allow.offending(scan)
-        if bad:
-            lines = allow.audit(scan)
-            raise UnsafeContent(lines[0] if lines else f"{src}: unsafe globals", problems=lines or bad, offending=bad)
-        payload = PAYLOAD_NAMES[fmt]
-        with BundleWriter(path) as writer:
-            packer = _Packer(writer)
+    try:
+        with open(src, "rb") as fh:
+            data = memoryview(bytearray(fh.read()))
+    except OSError as exc:
+        raise UsageError(f"{src}: cannot read ({exc.strerror})") from None
+    if not len(data):
+        raise UsageError(f"{src}: empty file, not a model")
+    detected = detect_format(bytes(data[:8]))
+    scan = _scan_memory(data, "skops" if detected == "skops" else "pickle")
+    fmt = "skops" if detected == "skops" else ("joblib" if scan.format.startswith("joblib") else "pickle")
+    # A plain pickle is also a valid joblib payload (joblib.load reads it); anything else must match.
+    compatible = serializer == "joblib" and fmt == "pickle"
+    if serializer is not None and check_serializer(serializer) != fmt and not compatible:
+        raise UsageError(f"{src} is a {fmt} payload, not {serializer}")
+    fmt = serializer or fmt
+    from bundler.safety.loading import audit
 
-            def copy(stream: IO[bytes]) -> None:
-                fh.seek(0)
-                while chunk := fh.read(CHUNK_SIZE):
-                    stream.write(chunk)
+    audit(scan, allow)
+    from bundler.pipelines.serializers import load_verified
+    from bundler.safety.loading import validate_loaded
+    from bundler.safety.source import decompress_all
 
-            packer.add_stream(payload, copy)
-            with writer.read_back(payload) as stream:
-                from bundler.pipelines.serializers import load as _load
-
-                model = _load(stream, fmt, allow=allow)
-            validate_structures(model)
-            sample_info = _add_sample(packer, model, sample)
-            return _finish(packer, serializer=fmt, payload=payload, model_class=_qualname(model), scan=scan,
-                           sample_info=sample_info, metadata=meta, requirements=requirements, signer=signer,
-                           lock=lock)
+    _, plain = decompress_all(data) if fmt != "skops" else (None, None)
+    loaded = load_verified(plain if plain is not None else data, fmt, scan, allow=allow)
+    validate_loaded(loaded, allow)
+    return _write_bundle(path, data, serializer=fmt, scan=scan, model=loaded.obj, sample=sample, metadata=meta,
+                         requirements=requirements, signer=signer, lock=lock)

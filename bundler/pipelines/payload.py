@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
-
-from bundler.errors import UnsafeContent
-from bundler.integrity.hashing import HashingReader
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from bundler.safety.allowlist import Allowlist
     from bundler.safety.scan import ScanResult
 
-__all__ = ["default_allowlist", "detect_format", "scan_payload", "validate_structures"]
+__all__ = ["default_allowlist", "detect_format", "scan_payload"]
 
 
-def scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> ScanResult:
+def scan_payload(stream: Any, serializer: str) -> ScanResult:
     """Static scan of a payload stream: globals and calls, without deserializing anything."""
     if serializer == "skops":
         from bundler.safety.skops_audit import scan_skops
@@ -23,7 +20,7 @@ def scan_payload(stream: IO[bytes] | HashingReader, serializer: str) -> ScanResu
         return scan_skops(cast(IO[bytes], stream))
     from bundler.safety.scan import scan_fileobj
 
-    return scan_fileobj(cast(BinaryIO, stream))
+    return scan_fileobj(stream)
 
 
 def default_allowlist(trust: Iterable[str] = ()) -> Allowlist:
@@ -38,11 +35,3 @@ def detect_format(head: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         return "skops"
     return "pickle-or-joblib"
-
-
-def validate_structures(model: Any) -> None:
-    from bundler.safety.treecheck import validate_trees
-
-    problems = validate_trees(model)
-    if problems:
-        raise UnsafeContent(problems[0], problems=problems, offending=["sklearn.tree._tree.Tree"])

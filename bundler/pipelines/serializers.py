@@ -7,7 +7,7 @@ Imports of joblib, numpy and skops happen inside the functions: ``bundler verify
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any
 
 from bundler.errors import EnvironmentMismatch, UnsafeContent, UsageError
 
@@ -47,22 +47,54 @@ def dump(model: Any, stream: IO[bytes], serializer: str) -> None:
         raise UsageError(f"unknown serializer {serializer!r}")
 
 
-def load(stream: IO[bytes], serializer: str, *, allow: Any) -> Any:
-    """Deserialize a verified, scanned payload: pickle and joblib under the restricted unpickler, skops with exactly
-    the types our allowlist accepts as trusted (skops' own default trust is not used)."""
-    if serializer in ("joblib", "pickle"):
-        from bundler.safety.unpickler import restricted_load
+def dump_to_memory(model: Any, serializer: str) -> memoryview:
+    """Serialize ``model`` into memory: the bytes that are scanned are then exactly the bytes written."""
+    import io
 
-        return restricted_load(cast(BinaryIO, stream), fmt=serializer, allow=allow)
+    buffer = io.BytesIO()
+    dump(model, buffer, serializer)
+    return buffer.getbuffer()
+
+
+def load_verified(data: Any, serializer: str, scan: Any, *, allow: Any) -> Any:
+    """Deserialize a verified, scanned payload held in memory; returns ``bundler.safety.unpickler.Loaded``.
+
+    pickle and joblib run under the restricted unpickler over exactly the scanned bytes (the array spans the scan
+    found must be met); skops loads with exactly the types our allowlist accepts as trusted (skops' own default
+    trust is not used).
+    """
+    if serializer in ("joblib", "pickle"):
+        from bundler.safety.unpickler import restricted_load_memory
+
+        return restricted_load_memory(data, allow=allow, spans=scan.arrays if scan is not None else None,
+                                      fmt=serializer)
+    return _load_skops(bytes(data), allow)
+
+
+def _load_skops(data: bytes, allow: Any) -> Any:
+    from bundler.safety.unpickler import Loaded
+
     sio = _require_skops()
-    data = stream.read()
     try:
         untrusted = list(sio.get_untrusted_types(data=data))
-        refused = [t for t in untrusted if t not in allow.constructible and t not in allow.referable]
+        refused = [t for t in untrusted if not allow.may_import(t)]
         if refused:
-            raise UnsafeContent(
-                [f"{t} is not allowed in a skops payload (trust it with --trust {t} if you really mean it)"
-                 for t in refused], offending=refused)
-        return sio.loads(data, trusted=untrusted)
+            raise UnsafeContent([f"{t} is not allowed in a skops payload" for t in refused], offending=refused)
+        obj = sio.loads(data, trusted=untrusted)
     except (ImportError, AttributeError) as exc:
         raise EnvironmentMismatch(f"payload needs something this environment lacks: {exc}") from None
+    return Loaded(obj, _resolve_names(untrusted), 0)
+
+
+def _resolve_names(names: list[str]) -> dict[int, str]:
+    """id -> name of each global skops resolved for the payload (the validators judge what the model holds)."""
+    import importlib
+
+    handed: dict[int, str] = {}
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        try:
+            handed[id(getattr(importlib.import_module(module), attr))] = name
+        except (ImportError, AttributeError, ValueError):
+            continue
+    return handed

@@ -1,15 +1,21 @@
 """``verify`` and ``inspect``: every check short of deserializing, collected into one report.
 
-The order of checks is the contract of DESIGN.md: open the archive safely, check the signature over the manifest,
-check every member against the manifest, check the environment under a policy, and scan the payload against an
-allowlist that does not come from the bundle.
+The order of checks is the contract of DESIGN.md: open the archive safely; check the signature over the manifest;
+check every member against the manifest (listing, sizes, digests); check the environment under a policy; scan the
+payload against an allowlist that does not come from the bundle. Each step is a small function over a
+``Checking`` state, and every problem found lands in one ``Report`` instead of stopping at the first.
+
+``verify`` streams the payload (bounded memory, any size). ``load`` asks for the payload *kept*: it is read once
+into private memory, hashed as it arrives and scanned from that memory; the unpickler later reads those very bytes
+(``Verified.payload``), so a file rewritten in place during the load changes nothing.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import IO, TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
 from bundler.container.archive import BundleReader
 from bundler.container.manifest import (
@@ -24,7 +30,7 @@ from bundler.environment.capture import InstalledVersions, capture_interpreter
 from bundler.environment.policy import Policy, compare, differences
 from bundler.environment.requirements import requirement_lines
 from bundler.errors import BundleError, IntegrityError, SignatureError, UnsafeContent
-from bundler.integrity.hashing import CHUNK_SIZE, BackgroundDigest, HashingReader
+from bundler.integrity.hashing import BackgroundDigest, HashingReader, SpanDigestReader, chunk_digests
 from bundler.integrity.signing import VerifyKey, check_signature
 from bundler.pipelines import progress
 from bundler.pipelines.payload import default_allowlist, scan_payload
@@ -35,107 +41,167 @@ if TYPE_CHECKING:
     from bundler.safety.allowlist import Allowlist
     from bundler.safety.scan import ScanResult
 
-__all__ = ["inspect", "read_member_text", "verify"]
+__all__ = ["Verified", "inspect", "read_member_text", "resolve_policy", "verify", "verify_open"]
+
+
+@dataclass
+class KeptPayload:
+    """The payload as ``load`` will deserialize it: the verified bytes (decompressed for joblib) and their scan."""
+
+    data: Any  # bytearray / memoryview of the (decompressed) stream
+    scan: ScanResult | None
+    compression: str | None = None
+
+
+@dataclass
+class Verified:
+    """What ``verify_open`` established: the report, the allowlist a loader must use, and the kept payload."""
+
+    report: Report
+    allow: Allowlist | None = None
+    payload: KeptPayload | None = None
+
+
+@dataclass
+class _Checking:
+    reader: BundleReader
+    report: Report
+    keep_payload: bool
+    manifest: Manifest | None = None
+    scan: ScanResult | None = None
+    payload_ok: bool = True
+    kept: KeptPayload | None = None
+    listed: dict[str, FileEntry] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
 
 
 def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, trust: Iterable[str],
-                 against: Mapping[str, str] | None) -> tuple[Report, Allowlist | None]:
-    """All checks short of deserializing. Returns the report and the allowlist a loader must use."""
-    report = Report(path=str(reader.path))
-    names = set(reader.members)
-    for required in (MANIFEST_NAME, SIGNATURE_NAME):
-        if required not in names:
-            report.add("integrity", f"{reader.path}: not a bundle or tampered: {required} is missing")
-    if not report.ok:
-        return report, None
-    manifest_bytes = reader.read_small(MANIFEST_NAME)
-    signature_bytes = reader.read_small(SIGNATURE_NAME, 64 << 10)
+                against: Mapping[str, str] | None, keep_payload: bool = False) -> Verified:
+    """All checks short of deserializing, on an opened archive."""
+    state = _Checking(reader, Report(path=str(reader.path)), keep_payload)
+    report = state.report
+    manifest_bytes = _required_documents(state)
+    if manifest_bytes is None:
+        return Verified(report)
     try:
-        report.signature = check_signature(signature_bytes, manifest_bytes, key)
+        report.signature = check_signature(reader.read_small(SIGNATURE_NAME, 64 << 10), manifest_bytes, key)
     except SignatureError as exc:
         report.add_error(exc, "signature")
-        return report, None
+        return Verified(report)
     report.notes.append(report.signature.note)
     report.checked.append("signature")
     try:
-        manifest = parse_manifest(manifest_bytes)
+        state.manifest = parse_manifest(manifest_bytes)
     except IntegrityError as exc:
         report.add_error(exc, "integrity")
-        return report, None
-    report.manifest = manifest
-    scan = _check_members(reader, manifest, report)
+        return Verified(report)
+    report.manifest = state.manifest
+    _check_listing(state)
+    _check_contents(state)
+    _check_requirements(state)
     report.checked.append("members")
-    _check_environment(manifest, report, policy, against)
+    _check_environment(state.manifest, report, policy, against)
     report.checked.append("environment")
-    allow = None
-    if scan is not None:
-        trusted = list(trust)
-        if report.signature.authenticated:
-            trusted += manifest.globals
-        allow = default_allowlist(trusted)
-        report.globals = list(scan.globals)
-        bad = allow.offending(scan)
-        if bad:
-            lines = allow.audit(scan)
-            for name in bad:
-                line = next((ln for ln in lines if name in ln), f"{name} is not allowed")
-                report.add("unsafe", line, package=name)
-        report.checked.append("content")
-    return report, allow
+    allow = _check_content(state, trust)
+    return Verified(report, allow, state.kept if state.payload_ok and report.ok else None)
 
 
-def _check_members(reader: BundleReader, manifest: Manifest, report: Report) -> ScanResult | None:
-    listed = {f.path: f for f in manifest.files}
-    if len(listed) != len(manifest.files):
+def _required_documents(state: _Checking) -> bytes | None:
+    names = set(state.reader.members)
+    for required in (MANIFEST_NAME, SIGNATURE_NAME):
+        if required not in names:
+            state.report.add("integrity", f"{state.reader.path}: not a bundle or tampered: {required} is missing")
+    return state.reader.read_small(MANIFEST_NAME) if state.report.ok else None
+
+
+def _check_listing(state: _Checking) -> None:
+    """Expected members (the manifest) against actual members (the archive): extra, missing, duplicated."""
+    manifest, report = state.manifest, state.report
+    assert manifest is not None
+    state.listed = {f.path: f for f in manifest.files}
+    if len(state.listed) != len(manifest.files):
         report.add("integrity", "manifest lists a member more than once")
-    present = set(reader.members) - {MANIFEST_NAME, SIGNATURE_NAME}
-    for name in sorted(present - set(listed)):
+    state.present = set(state.reader.members) - {MANIFEST_NAME, SIGNATURE_NAME}
+    for name in sorted(state.present - set(state.listed)):
         report.add("integrity", f"extra member {name!r} is not listed in the manifest")
-    for name in sorted(set(listed) - present):
+    for name in sorted(set(state.listed) - state.present):
         report.add("integrity", f"member {name!r} is listed in the manifest but missing")
     for name in manifest.payload:
-        if name not in listed:
+        if name not in state.listed:
             report.add("integrity", f"payload {name!r} is not listed among the manifest's files")
     if manifest.serializer in PAYLOAD_NAMES and manifest.payload != [PAYLOAD_NAMES[manifest.serializer]]:
         report.add("integrity", f"payload {manifest.payload} does not match serializer {manifest.serializer}")
-    scan = None
-    # The payload is scanned for unsafe content only when it is all there and intact; other members' problems do
-    # not hide what the payload would do.
-    payload_ok = all(name in listed and name in present for name in manifest.payload)
-    for name in sorted(set(listed) & present):
-        entry = listed[name]
-        member = reader.members[name]
-        if member.size != entry.size:
-            report.add("integrity", f"member {name!r} altered: {member.size} bytes, manifest says {entry.size}")
-            payload_ok = payload_ok and name not in manifest.payload
+    # The payload is scanned only when it is all there and intact; other members' problems do not hide what the
+    # payload would do.
+    state.payload_ok = all(name in state.listed and name in state.present for name in manifest.payload)
+
+
+def _check_contents(state: _Checking) -> None:
+    """Every listed, present member's size and digests; the payload is scanned in the same pass."""
+    manifest, report, reader = state.manifest, state.report, state.reader
+    assert manifest is not None
+    for name in sorted(set(state.listed) & state.present):
+        entry = state.listed[name]
+        is_payload = name in manifest.payload
+        if reader.members[name].size != entry.size:
+            report.add("integrity", f"member {name!r} altered: {reader.members[name].size} bytes, "
+                                    f"manifest says {entry.size}")
+            state.payload_ok = state.payload_ok and not is_payload
             continue
         try:
-            intact, result, scan_error = _hash_and_scan(
-                reader, entry, manifest.serializer if name in manifest.payload else None)
+            if is_payload and state.keep_payload:
+                intact, scan_error = _read_payload_once(state, entry)
+            else:
+                intact, result, scan_error = _hash_and_scan(reader, entry, manifest.serializer if is_payload else None)
+                if result is not None:
+                    state.scan = result
         except IntegrityError as exc:
             report.add_error(exc, "integrity")
-            payload_ok = payload_ok and name not in manifest.payload
+            state.payload_ok = state.payload_ok and not is_payload
             continue
-        if result is not None:
-            scan = result
         if not intact:
             report.add("integrity", f"member {name!r} altered: its SHA-256 does not match the manifest")
-            payload_ok = payload_ok and name not in manifest.payload
+            state.payload_ok = state.payload_ok and not is_payload
+            state.kept = None if is_payload else state.kept
         elif scan_error is not None:
             report.add_error(scan_error, "unsafe" if isinstance(scan_error, UnsafeContent) else "integrity")
-            payload_ok = False
-    if REQUIREMENTS_NAME in listed and REQUIREMENTS_NAME in present and report.ok:
+            state.payload_ok = False
+
+
+def _check_requirements(state: _Checking) -> None:
+    manifest, report, reader = state.manifest, state.report, state.reader
+    assert manifest is not None
+    if REQUIREMENTS_NAME in state.listed and REQUIREMENTS_NAME in state.present and report.ok:
         text = reader.read_small(REQUIREMENTS_NAME).decode("utf-8", "replace")
         if [ln for ln in text.splitlines() if ln.strip()] != manifest.requirements:
             report.add("integrity", "requirements.txt does not match the manifest's requirements")
     if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
         report.add("integrity", "manifest: environment.packages and requirements disagree")
-    return scan if payload_ok else None
+
+
+def _check_content(state: _Checking, trust: Iterable[str]) -> Allowlist | None:
+    """The allowlist audit of the scanned payload; the globals a bundle records about itself are trusted only when
+    its signature verified against the caller's key."""
+    report, manifest = state.report, state.manifest
+    scan = state.scan if state.payload_ok else None
+    if scan is None or manifest is None:
+        return None
+    trusted = list(trust)
+    if report.signature is not None and report.signature.authenticated:
+        trusted += manifest.globals
+    allow = default_allowlist(trusted)
+    report.globals = list(scan.globals)
+    if manifest.serializer == "pickle" and scan.format != "pickle":
+        report.add("integrity", f"the payload is a {scan.format} stream, but the manifest says plain pickle")
+    for name, line in allow.findings(scan):
+        report.add("unsafe", line, package=name)
+    report.checked.append("content")
+    return allow
 
 
 def _hash_and_scan(reader: BundleReader, entry: FileEntry,
                    serializer: str | None) -> tuple[bool, ScanResult | None, BundleError | None]:
-    """Check one member's digests and, for the payload, scan it in the same pass: (intact, scan, scan error).
+    """Check one member's digests and, for the payload, scan it in the same streaming pass.
 
     Hashing never waits for the scan: a member with chunked digests is hashed chunk by chunk on every core while
     the scan reads it on this thread; other stored members are hashed on a worker thread fed by the scan's own
@@ -147,7 +213,7 @@ def _hash_and_scan(reader: BundleReader, entry: FileEntry,
     scan_result: ScanResult | None = None
     scan_error: BundleError | None = None
 
-    def scan(stream: IO[bytes] | HashingReader) -> None:
+    def scan(stream: IO[bytes] | HashingReader | SpanDigestReader) -> None:
         nonlocal scan_result, scan_error
         if serializer is not None:
             try:
@@ -161,25 +227,104 @@ def _hash_and_scan(reader: BundleReader, entry: FileEntry,
             scan(hashing)
             hashing.drain()
         return hashing.hexdigest == entry.sha256 and hashing.size == entry.size, scan_result, scan_error
-    with progress.task(f"verifying {name}", member.size) as advance:
+    offset, size = reader.span(name)
+    fd = reader.fileno()
+    with progress.task(f"verifying {name}", size) as advance:
         if entry.chunks is not None and entry.chunk_size is not None:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = pool.submit(reader.chunk_digests, name, entry.chunk_size, advance)
+                pending = pool.submit(chunk_digests, fd, offset, size, entry.chunk_size, None, advance)
                 if serializer is not None:
                     with reader.open_member(name) as stream:
                         scan(stream)
-                return pending.result() == entry.chunks, scan_result, scan_error
+                try:
+                    return pending.result() == entry.chunks, scan_result, scan_error
+                except EOFError:
+                    raise IntegrityError(f"{reader.path}: member {name!r} is truncated") from None
         digest = BackgroundDigest(advance)
         try:
-            with reader.open_member(name, digest=digest) as stream:
-                scan(stream)
-                while stream.read(CHUNK_SIZE):
-                    pass
+            stream_reader = SpanDigestReader(fd, offset, size, digest)
+            scan(stream_reader)
+            stream_reader.drain()
+        except EOFError:
+            raise IntegrityError(f"{reader.path}: member {name!r} is truncated") from None
         finally:
             hexdigest = digest.hexdigest()
         return hexdigest == entry.sha256 and digest.size == entry.size, scan_result, scan_error
+
+
+def _read_payload_once(state: _Checking, entry: FileEntry) -> tuple[bool, BundleError | None]:
+    """``load``'s payload path: read once into memory (hashing on other cores), scan that memory, keep it.
+
+    A plain pickle/joblib stream is scanned while it is still being read; a compressed one, or a skops file, once
+    its digests matched. Scanning bytes that turn out to be altered is harmless (the scan executes nothing); they
+    are reported as altered and never kept.
+    """
+    from bundler.integrity.read_once import MemberRead
+    from bundler.safety.source import MemorySource, decompress_all, detect_compression
+
+    manifest, reader = state.manifest, state.reader
+    assert manifest is not None
+    name = entry.path
+    reading: MemberRead | None = None
+    if reader.members[name].stored:
+        offset, size = reader.span(name)
+        chunked = entry.chunks is not None and entry.chunk_size is not None
+        with progress.task(f"reading {name}", size) as advance:
+            reading = MemberRead(reader.fileno(), offset, size, chunk_size=entry.chunk_size if chunked else None,
+                                 whole=not chunked, progress=advance).start()
+        data: Any = reading.buffer
+        reading.fill.wait_for(6)
+    else:
+        with reader.open_member(name) as stream:
+            data = bytearray(stream.read(entry.size + 1))
+        if len(data) != entry.size or _sha256(data) != entry.sha256:
+            return False, None
+
+    def intact() -> bool:
+        return reading is None or _digests_match(reading.result(), entry)
+
+    scan: ScanResult | None = None
+    compression = None
+    try:
+        if manifest.serializer == "skops":
+            if not intact():
+                return False, None
+            from io import BytesIO
+
+            scan = scan_payload(BytesIO(data), "skops")
+        elif detect_compression(bytes(data[:6])) is not None:
+            if not intact():
+                return False, None
+            from bundler.safety.scan import scan_memory
+
+            compression, decompressed = decompress_all(data)
+            data = decompressed
+            scan = scan_memory(data, compression=compression)
+        else:
+            from bundler.safety.scan import scan_memory
+
+            scan = scan_memory(data, source=MemorySource(data, fill=reading.fill if reading else None))
+            if not intact():
+                return False, None
+    except BundleError as exc:
+        return intact(), exc
+    state.scan = scan
+    state.kept = KeptPayload(data, scan, compression)
+    return True, None
+
+
+def _digests_match(digests: Any, entry: FileEntry) -> bool:
+    if entry.chunks is not None and entry.chunk_size is not None:
+        return bool(digests.chunks == entry.chunks)
+    return bool(digests.sha256 == entry.sha256)
+
+
+def _sha256(data: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _check_environment(manifest: Manifest, report: Report, policy: Policy, against: Mapping[str, str] | None) -> None:
@@ -214,13 +359,13 @@ def verify(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy
            trust: Iterable[str] = (), against: Mapping[str, str] | None = None) -> Report:
     """Check a bundle without deserializing anything; ``Report.ok`` and ``Report.problems`` say what was found.
 
-    ``against`` checks the pins against another environment's versions (see ``bundler.environment.targets.read_target``)
+    ``against`` checks the pins against another environment's versions (see ``bundler.environment.targets``)
     instead of the running one. Input that cannot be read at all (a missing file) raises ``UsageError``.
     """
     pol = resolve_policy(policy)
     try:
         with BundleReader(path) as reader:
-            report, _ = verify_open(reader, key=key, policy=pol, trust=trust, against=against)
+            report = verify_open(reader, key=key, policy=pol, trust=trust, against=against).report
     except IntegrityError as exc:
         report = Report(path=str(path))
         report.add_error(exc, "integrity")

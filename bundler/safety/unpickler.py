@@ -1,77 +1,74 @@
-"""Restricted deserialization of pickle and joblib payloads: defence in depth behind the static scan.
+"""Restricted deserialization of pickle and joblib payloads: the concrete backend of the one interpreter.
 
-Every global the stream imports goes through ``find_class``, which allows only names in the allowlist and resolves
-them itself (so a dotted name cannot walk attributes to somewhere else).  Persistent ids are refused.  For joblib
-the array-reading path is our own, not joblib's: the object-array branch of older joblib releases used an
-unrestricted ``pickle.load`` on the nested stream, and the legacy side-file wrappers call ``numpy.load`` with
-``allow_pickle=True``.  Here nested object arrays go through the same restricted unpickler, legacy wrappers are
-refused, and the size of every raw array is cross-checked against the static layout the scanner computed, so scanner
-and loader can never disagree on where array bytes end and opcodes resume.
+It runs the very interpreter the static scan runs (``bundler.safety.machine``), so both read every byte the same way
+and classify every global the same way; and it enforces on its own, without the scan, everything the scan's audit
+enforces:
 
-Decompression and magic-byte detection are shared with ``bundler.safety.scan`` (same limits, same bytes).  The module
-imports only the standard library at import time; numpy and joblib are imported lazily by ``restricted_load``.
+* every global comes from ``find_class``-like resolution of an allowlisted name (never a dotted attribute walk to
+  somewhere else); a called global must be *constructible*, a global held as a value must be *referable*;
+* a call with arguments must pass its guard (``bundler.safety.guards``): only the argument shapes the library's own
+  pickling writes, with every size-driven allocation charged to a budget derived from the payload's size;
+* ``BUILD`` never targets a global; a numpy dtype's state must be the canonical state of its description (no
+  forged flags); instance state keys are strings; slot state only sets declared slots;
+* ``APPEND``/``SETITEMS``/``ADDITEMS`` only fill real lists, dicts and sets, through the base methods;
+* persistent ids, out-of-band buffers and the legacy joblib side-file format are refused;
+* joblib array data is taken from the source as a view of the verified payload bytes, after its size has been
+  computed from the real, canonical dtype and cross-checked against the span the scan found.
+
+Errors: ``UnsafeContent`` (exit 5) for anything disallowed, ``IntegrityError`` (exit 3) for a malformed stream,
+``EnvironmentMismatch`` (exit 4) for an allowed global this environment lacks, and ``RebuildError`` (a kind of
+``EnvironmentMismatch``) when library code refuses to rebuild an object from verified bytes; the load pipeline turns
+the latter into unsafe content when the bundle was made with the very versions that are installed.
 """
 
 from __future__ import annotations
 
-import copyreg
 import importlib
 import io
 import pickle
 import struct
-from typing import Any, BinaryIO, ClassVar
+import sys
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from bundler.errors import BundleError, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.safety.allowlist import Allowlist
-from bundler.safety.scan import (
-    CHUNK,
-    DEFAULT_LIMITS,
+from bundler.safety.dtypes import dtype_state_problem
+from bundler.safety.guards import CallContext, guard_for
+from bundler.safety.limits import DEFAULT_LIMITS, Budget, BudgetExceeded, Limits
+from bundler.safety.machine import Machine
+from bundler.safety.names import (
     LEGACY_WRAPPERS,
     UFUNC_RECONSTRUCT,
     WRAPPER,
-    ScanLimits,
-    _Decompressor,
-    _PlainSource,
-    dtype_layout,
+    forwarded_positions,
     global_name,
-    open_source,
 )
+from bundler.safety.scan import ArraySpan
+from bundler.safety.source import MemorySource, Source, StreamSource, malformed, open_stream
 
-__all__ = ["restricted_load"]
+__all__ = ["Loaded", "RebuildError", "restricted_load", "restricted_load_memory"]
 
-
-class _ChunkRaw(io.RawIOBase):
-    """A raw, read-only, non-seekable stream over the scanner's chunk sources (plain or decompressing)."""
-
-    def __init__(self, src: _PlainSource | _Decompressor) -> None:
-        self.src = src
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        if not self.pending and isinstance(self.src, _PlainSource):
-            return self.src.readinto(view)
-        if not self.pending:
-            self.pending = self.src.read(min(len(view), CHUNK))
-            if not self.pending:
-                return 0
-        k = min(len(view), len(self.pending))
-        view[:k] = self.pending[:k]
-        self.pending = self.pending[k:]
-        return k
+#: Arrays smaller than this are copied out of the payload buffer (so they own their memory and the buffer can be
+#: freed); larger ones stay zero-copy views of the verified bytes.
+COPY_BELOW = 1 << 20
+_BIT_GENERATOR_CTOR = "numpy.random._pickle.__bit_generator_ctor"
+#: How joblib's array wrapper is instantiated below protocol 4 (protocols 0-1 and 2-3): never any other forwarder.
+_WRAPPER_FORWARDERS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__"})
 
 
-def _refuse(name: str, allow: Allowlist) -> UnsafeContent:
+class RebuildError(EnvironmentMismatch):
+    """Library code refused to rebuild an object from the payload's (verified) bytes."""
+
+
+def _refuse_name(name: str, how: str) -> UnsafeContent:
     if name in LEGACY_WRAPPERS:
-        line = (f"{name} is the legacy joblib (<0.10) format, which reads arrays from side files with an unrestricted "
-                "loader; it is not supported: re-save the model with a current joblib")
-    else:
-        line = (f"{name} is imported by the payload and is not allowed "
-                f"(trust it with --trust {name} if you really mean it)")
-    return UnsafeContent(line, offending=[name])
+        return UnsafeContent(f"{name} is the legacy joblib (<0.10) format, which reads arrays from side files with "
+                             "an unrestricted loader; it is not supported: re-save the model with a current joblib",
+                             offending=[name])
+    return UnsafeContent(f"{name} {how} and is not allowed", offending=[name])
 
 
 def _resolve(module: str, name: str) -> Any:
@@ -88,275 +85,401 @@ def _resolve(module: str, name: str) -> Any:
     return obj
 
 
-class _Guard:
-    """The allowlist check shared by both unpickler classes."""
+def _slot_names(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+    return names
 
-    allow: Allowlist
-    _globals_seen: dict[int, str]
 
-    def _find(self, module: str, name: str, mapped: bool) -> Any:
-        if not isinstance(module, str) or not isinstance(name, str):
-            raise IntegrityError("malformed pickle stream: global module and name must be strings")
-        if mapped:
-            import _compat_pickle
+class ConcreteBackend:
+    """Real values, every call and use checked (see the module docstring)."""
 
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
+    def __init__(self, allow: Allowlist, limits: Limits, budget: Budget, *,
+                 spans: tuple[ArraySpan, ...] | None = None) -> None:
+        import numpy
+
+        self.np = numpy
+        self.allow = allow
+        self.limits = limits
+        self.budget = budget
+        self.handed: dict[int, str] = {}  # id of a global handed out -> its label (first name)
+        self.aliases: dict[str, set[str]] = {}  # label -> every name it was imported under
+        self.keep: list[Any] = []  # globals produced by calls (ufunc reconstruct) stay alive: ids stay unique
+        self.dtype_args: dict[int, tuple[Any, Any]] = {}
+        self.spans: Iterator[ArraySpan] | None = iter(spans) if spans is not None else None
+        from joblib.numpy_pickle import NumpyArrayWrapper
+
+        self.wrapper_cls = NumpyArrayWrapper
+        self.ctx = CallContext(budget=budget, np=numpy, is_global=self.is_global, may_call=self._may_call_value)
+
+    # -- globals ---------------------------------------------------------------------------------------------------
+    def is_global(self, value: Any) -> str | None:
+        return self.handed.get(id(value))
+
+    def _names(self, label: str) -> set[str]:
+        return self.aliases.get(label, {label})
+
+    def _constructible(self, label: str) -> str | None:
+        """A name under which this global may be called (object-based: any alias will do), or None."""
+        for name in sorted(self._names(label)):
+            if self.allow.may_call(name):
+                return name
+        return None
+
+    def _may_call_value(self, value: Any) -> bool:
+        label = self.is_global(value)
+        return label is not None and self._constructible(label) is not None
+
+    def make_global(self, m: Machine, module: Any, name: Any, via: str) -> Any:
+        if type(module) is not str or type(name) is not str:
+            raise malformed("global module and name must be strings")
         full = global_name(module, name)
-        if full in LEGACY_WRAPPERS or not self.allow.may_reference(full):
-            raise _refuse(full, self.allow)
+        if full in LEGACY_WRAPPERS or not self.allow.may_import(full):
+            raise _refuse_name(full, "is imported by the payload")
         obj = _resolve(module, name)
-        if full in UFUNC_RECONSTRUCT:
-            obj = self._guarded_ufunc_reconstruct(obj)
-        self._globals_seen[id(obj)] = full
+        label = self.handed.get(id(obj))
+        if label is None:
+            self.handed[id(obj)] = full
+            self.aliases[full] = {full}
+        else:
+            self.aliases[label].add(full)
         return obj
 
-    def _guarded_ufunc_reconstruct(self, real: Any) -> Any:
-        """``_ufunc_reconstruct(module, name)`` imports and returns ``module.name``: judge that name too."""
+    def value_use(self, label: str) -> None:
+        # A name allowed only at one known place passes here; the validators check its place after loading.
+        if not any(self.allow.may_hold_somewhere(n) for n in self._names(label)):
+            raise _refuse_name(label, "is held as a value by the payload (a function or class a model could call "
+                                      "later with arguments of the payload's choosing)")
 
-        def reconstruct(module: str, name: str) -> Any:
-            return self._find(module, name, mapped=False)
+    def mutate_global(self, name: str, what: str) -> None:
+        raise UnsafeContent(f"the payload does {what} applied to the global {name}: never allowed",
+                            offending=[f"<{what} applied to the global {name}>"])
 
-        del real
-        return reconstruct
-
-
-class _RestrictedUnpickler(_Guard, pickle.Unpickler):
-    """The C unpickler with an allowlist-enforcing ``find_class`` (plain pickle payloads, nested object arrays)."""
-
-    def __init__(self, f: BinaryIO, allow: Allowlist) -> None:
-        super().__init__(f)
-        self.allow = allow
-        self._globals_seen = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if global_name(module, name) == WRAPPER:
-            # A plain unpickler would parse joblib's raw array bytes as opcodes: never let it get that far.
-            raise IntegrityError("payload contains joblib arrays; it must be loaded with the joblib serializer")
-        # The C unpickler does not expose the protocol here; applying the Python 2 name mapping unconditionally is
-        # safe because the static scan (which applies it only below protocol 3) has already judged the names.
-        return self._find(module, name, mapped=True)
-
-    def persistent_load(self, pid: Any) -> Any:
+    def persistent(self, pid: Any) -> Any:
         raise UnsafeContent("the payload uses pickle persistent ids, which are never allowed",
                             offending=["<persistent id>"])
 
+    # -- literals ------------------------------------------------------------------------------------------------
+    def text(self, raw: bytes, how: str) -> Any:
+        try:
+            if how == "utf8":
+                return raw.decode("utf-8", "surrogatepass")
+            if how == "ascii":
+                return raw.decode("ascii")
+            return str(raw, "raw-unicode-escape")
+        except UnicodeDecodeError:
+            raise malformed("undecodable string literal") from None
 
-def _numpy_unpickler_base() -> type:
-    from joblib.numpy_pickle import NumpyUnpickler
+    def text_literal(self, m: Machine, n: int, how: str) -> Any:
+        return self.text(m.src.read(n), how)
 
-    return NumpyUnpickler  # type: ignore[no-any-return]
+    def literal_bytes(self, m: Machine, n: int, kind: str) -> Any:
+        data = m.src.read(n)
+        return bytearray(data) if kind == "bytearray" else data
 
+    def long_int(self, m: Machine, n: int) -> Any:
+        return int.from_bytes(m.src.read(n), "little", signed=True)
 
-_JOBLIB_CLASS: type | None = None
+    def float_text(self, line: bytes) -> Any:
+        try:
+            return float(line)
+        except ValueError:
+            raise malformed("bad FLOAT literal") from None
 
+    def float_bin(self, raw: bytes) -> Any:
+        return struct.unpack(">d", raw)[0]
 
-def _joblib_unpickler_class() -> type:
-    """Build (once) the restricted subclass of joblib's NumpyUnpickler; joblib is imported only when needed."""
-    global _JOBLIB_CLASS
-    if _JOBLIB_CLASS is not None:
-        return _JOBLIB_CLASS
-    base = _numpy_unpickler_base()
+    # -- calls -------------------------------------------------------------------------------------------------------
+    def _callable_name(self, callee: Any, via: str) -> str:
+        label = self.is_global(callee)
+        if label is None:
+            raise UnsafeContent("the payload calls something that is not a plain global (the result of another "
+                                "call, a string...): never allowed", offending=["<computed callable>"])
+        name = self._constructible(label)
+        if name is None:
+            how = "is referable as a value only, but is called while loading" if \
+                any(self.allow.may_hold(n) for n in self._names(label)) else "is called while loading"
+            raise _refuse_name(label, how)
+        return name
 
-    class RestrictedNumpyUnpickler(_Guard, base):  # type: ignore[valid-type,misc]
-        dispatch: ClassVar[dict[int, Any]] = dict(base.dispatch)  # type: ignore[attr-defined]
+    def _guard(self, name: str, label_callee: Any, args: Any) -> None:
+        if type(args) is not tuple:
+            raise malformed(f"{name}: call arguments are not a tuple")
+        if not args:
+            return
+        guard = None
+        for alias in sorted(self._names(self.is_global(label_callee) or name)):
+            guard = guard_for(alias)
+            if guard is not None:
+                break
+        if guard is None:
+            raise UnsafeContent(f"{name} is called with arguments, which no allowlisted payload does "
+                                "(only argument-free construction is allowed for it)", offending=[name])
+        try:
+            guard(self.ctx, name, args)
+        except BudgetExceeded as exc:
+            raise UnsafeContent(str(exc), offending=[name]) from None
 
-        def __init__(self, f: BinaryIO, allow: Allowlist, limits: ScanLimits) -> None:
+    def call(self, m: Machine, callee: Any, args: Any, via: str, called: list[str]) -> Any:
+        name = self._callable_name(callee, via)
+        if name == WRAPPER:
+            raise malformed(f"joblib NumpyArrayWrapper built by {via}, which joblib never writes")
+        if name in UFUNC_RECONSTRUCT:
+            if type(args) is not tuple or len(args) != 2 or type(args[0]) is not str or type(args[1]) is not str:
+                raise UnsafeContent(f"{name} with computed arguments: never allowed", offending=[name])
+            return self.make_global(m, args[0], args[1], "UFUNC")
+        positions = forwarded_positions(name) if via == "REDUCE" else None
+        if positions is not None:
+            if type(args) is not tuple:
+                raise UnsafeContent(f"{name} with computed arguments: never allowed", offending=[name])
+            for i in positions:
+                if i >= len(args):
+                    continue
+                arg = args[i]
+                label = self.is_global(arg)
+                if label is None:
+                    if type(arg) is str and name == _BIT_GENERATOR_CTOR:
+                        continue
+                    if name.startswith("numpy.random._pickle.") and type(arg).__module__.startswith("numpy.random"):
+                        continue  # a bit generator instance, not called
+                    raise UnsafeContent(f"{name} would instantiate something that is not a plain global: "
+                                        "never allowed", offending=["<computed callable>"])
+                if self._constructible(label) is None:
+                    raise _refuse_name(label, f"is instantiated through {name} while loading")
+                if WRAPPER in self._names(label) and not (i == 0 and name in _WRAPPER_FORWARDERS):
+                    raise malformed(f"joblib NumpyArrayWrapper built by {name}, which joblib never writes")
+        self._guard(name, callee, args)
+        result = callee(*args)
+        if callee is self.np.dtype:
+            self.dtype_args[id(result)] = (args, result)
+        return result
+
+    def new(self, m: Machine, cls: Any, args: Any, kwargs: Any, via: str) -> Any:
+        name = self._callable_name(cls, via)
+        if not isinstance(cls, type):
+            raise malformed(f"{via} of {name}, which is not a class")
+        if kwargs is not None and (type(kwargs) is not dict or kwargs):
+            raise UnsafeContent(f"{name} is instantiated with keyword arguments, which no allowlisted payload "
+                                "does", offending=[name])
+        self._guard(name, cls, args)
+        return cls.__new__(cls, *args)
+
+    # -- BUILD -----------------------------------------------------------------------------------------------------
+    def build(self, m: Machine, inst: Any, state: Any) -> Any:
+        np = self.np
+        if isinstance(inst, np.dtype):
+            rec = self.dtype_args.get(id(inst))
+            if rec is None or rec[1] is not inst:
+                raise malformed("BUILD of a dtype that was not made by numpy.dtype in this payload")
+            problem = dtype_state_problem(np, rec[0], state)
+            if problem is not None:
+                raise UnsafeContent(f"forged numpy dtype: {problem}", offending=["<forged dtype>"])
+            inst.__setstate__(state)
+            return inst
+        if type(inst) is self.wrapper_cls:
+            if type(state) is not dict or not all(type(k) is str for k in state):
+                raise malformed("joblib array wrapper state is not a plain dict")
+            inst.__dict__.update(state)
+            if not m.joblib_aware:
+                if m.depth == 0:
+                    raise IntegrityError("payload contains joblib arrays; it must be loaded with the joblib "
+                                         "serializer")
+                raise malformed("joblib array wrapper inside an object array stream")
+            return self._array(m, inst)
+        setstate = getattr(inst, "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+            return inst
+        slotstate = None
+        if isinstance(state, tuple) and len(state) == 2:
+            state, slotstate = state
+        if state:
+            if type(state) is not dict or not all(type(k) is str for k in state):
+                raise malformed("instance state is not a dict with string keys")
             try:
-                base.__init__(self, "", f, ensure_native_byte_order=True)  # type: ignore[misc]
-            except TypeError:  # joblib < 1.3 has no ensure_native_byte_order
-                base.__init__(self, "", f)  # type: ignore[misc]
-            self.allow = allow
-            self.limits = limits
-            self._globals_seen = {}
-            self._dtype_args: dict[int, tuple[Any, Any]] = {}
-            self._dtype_state: dict[int, Any] = {}
-            self._layouts: dict[int, tuple[int, bool]] = {}
-            import numpy
+                inst_dict = inst.__dict__
+            except AttributeError:
+                raise malformed(f"BUILD of a {type(inst).__qualname__} object, which has no instance dict") from None
+            for k, v in state.items():
+                inst_dict[sys.intern(k)] = v
+        if slotstate:
+            if type(slotstate) is not dict:
+                raise malformed("slot state is not a dict")
+            slots = _slot_names(type(inst))
+            for k, v in slotstate.items():
+                if type(k) is not str or k not in slots:
+                    raise UnsafeContent(f"slot state sets {k!r}, which {type(inst).__qualname__} does not declare",
+                                        offending=["<slot state>"])
+                setattr(inst, k, v)
+        return inst
 
-            self.np = numpy
-
-        def find_class(self, module: str, name: str) -> Any:
-            return self._find(module, name, mapped=self.proto < 3 and self.fix_imports)
-
-        def persistent_load(self, pid: Any) -> Any:
-            raise UnsafeContent("the payload uses pickle persistent ids, which are never allowed",
-                                offending=["<persistent id>"])
-
-        def get_extension(self, code: int) -> None:
-            """EXT: always through find_class (never the process-wide extension cache)."""
-            key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
-            if not key:
-                raise IntegrityError(f"malformed pickle stream: unregistered extension code {code}")
-            self.append(self.find_class(*key))
-
-        def load_reduce(self) -> None:
-            args = self.stack[-1]
-            func = self.stack[-2]
-            base.load_reduce(self)  # type: ignore[attr-defined]
-            if func is self.np.dtype:
-                result = self.stack[-1]
-                self._dtype_args[id(result)] = (args, result)
-
-        def load_build(self) -> None:
-            stack = self.stack
-            state = stack[-1]
-            inst = stack[-2]
-            name = self._globals_seen.get(id(inst))
-            if name is not None:
-                raise UnsafeContent(f"the payload does BUILD applied to the global {name}: never allowed",
-                                    offending=[f"<BUILD applied to the global {name}>"])
-            if isinstance(inst, self.np.dtype):
-                self._dtype_state[id(inst)] = state
-                self._layouts.pop(id(inst), None)  # a new state means a new layout check
-            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]  # the generic BUILD, not joblib's
-            top = stack[-1]
-            cls_name = f"{type(top).__module__}.{type(top).__qualname__}"
-            if cls_name == WRAPPER:
-                stack.pop()
-                stack.append(self._read_array(top))
-            elif cls_name in LEGACY_WRAPPERS:
-                raise _refuse(cls_name, self.allow)
-
-        dispatch[pickle.BUILD[0]] = load_build
-        dispatch[pickle.REDUCE[0]] = load_reduce
-
-        # -- arrays ---------------------------------------------------------------------------------------------
-        def _symbolic_dtype(self, dt: Any, depth: int = 0) -> tuple[Any, Any]:
-            """The (args, state) this dtype was built from, in the scanner's symbolic form."""
-            from bundler.safety import scan
-
-            rec = self._dtype_args.get(id(dt))
-            if rec is None or rec[1] is not dt or depth > 32:
-                raise IntegrityError("malformed pickle stream: joblib array dtype was not built from numpy.dtype")
-            args, _ = rec
-            state = self._dtype_state.get(id(dt))
-            if isinstance(state, tuple) and len(state) >= 8:
-                state = list(state)
-                fields = state[4]
-                if isinstance(fields, dict):
-                    sym = scan._Dict()
-                    for k, v in fields.items():
-                        if not isinstance(v, tuple) or not v:
-                            raise IntegrityError("malformed pickle stream: odd dtype field")
-                        obj = scan._Obj("dtype", "numpy.dtype", None)
-                        obj.args, obj.state = self._symbolic_dtype(v[0], depth + 1)
-                        sym.items[k] = (obj, *v[1:])
-                    state[4] = sym
-                sub = state[2]
-                if isinstance(sub, tuple) and len(sub) == 2:
-                    obj = scan._Obj("dtype", "numpy.dtype", None)
-                    obj.args, obj.state = self._symbolic_dtype(sub[0], depth + 1)
-                    state[2] = (obj, sub[1])
-                state = tuple(state)
-            return args, state
-
-        def _read_array(self, w: Any) -> Any:
-            np = self.np
-            frame = getattr(getattr(self, "_unframer", None), "current_frame", None)
-            if frame is not None and frame.tell() != len(frame.getbuffer()):
-                raise IntegrityError("malformed pickle stream: joblib array data inside an unfinished pickle frame")
-            dtype = getattr(w, "dtype", None)
-            shape = getattr(w, "shape", None)
-            if not isinstance(dtype, np.dtype) or type(shape) is not tuple or \
-                    not all(type(d) is int and d >= 0 for d in shape):
-                raise IntegrityError("malformed pickle stream: joblib array wrapper without a valid dtype and shape")
-            layout = self._layouts.get(id(dtype))
-            if layout is None:
-                # Once per dtype object of this stream (a forest has thousands of arrays, a handful of dtypes);
-                # _symbolic_dtype checks the object is the one built here, and _dtype_args keeps it alive.
-                args, state = self._symbolic_dtype(dtype)
-                try:
-                    layout = dtype_layout(args, state)
-                except ValueError as exc:
-                    raise IntegrityError(f"malformed pickle stream: joblib array dtype: {exc}") from None
-                self._layouts[id(dtype)] = layout
-            itemsize, hasobject = layout
-            if itemsize != dtype.itemsize or hasobject != bool(dtype.hasobject):
-                raise IntegrityError("malformed pickle stream: joblib array dtype differs from its static layout")
-            fh = self.file_handle
-            if hasobject:
-                inner = _RestrictedUnpickler(fh, self.allow)
-                arr = inner.load()
-                if not isinstance(arr, np.ndarray):
-                    raise IntegrityError("malformed pickle stream: joblib object array is not an array")
-                return arr
-            if getattr(w, "numpy_array_alignment_bytes", None) is not None:
-                pad = fh.read(1)
-                if len(pad) != 1 or len(fh.read(pad[0])) != pad[0]:
-                    raise IntegrityError("malformed pickle stream: truncated joblib array padding")
-            count = 1
-            for d in shape:
-                count *= d
-            nbytes = count * itemsize
-            if nbytes > self.limits.max_bytes:
-                raise IntegrityError("malformed pickle stream: joblib array larger than the payload limit")
-            arr = np.empty(count, dtype=dtype)
-            view = memoryview(arr.view(np.uint8).reshape(-1)) if nbytes else memoryview(b"")
-            got = 0
-            while got < nbytes:
-                k = fh.readinto(view[got:got + CHUNK])
-                if not k:
-                    raise IntegrityError("malformed pickle stream: truncated joblib array data")
-                got += k
-            fortran = getattr(w, "order", "C") == "F"
-            arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
-            try:
-                from joblib.numpy_pickle_utils import _ensure_native_byte_order
-
-                arr = _ensure_native_byte_order(arr)
-            except ImportError:  # pragma: no cover - joblib < 1.2
-                pass
-            subclass = getattr(w, "subclass", np.ndarray)
-            if subclass not in (np.ndarray, np.memmap) and hasattr(arr, "__array_prepare__"):
-                # numpy < 2: re-create the subclass the way joblib does (subclass passed find_class already).
-                from numpy.core.multiarray import _reconstruct
-
-                arr = _reconstruct(subclass, (0,), "b").__array_prepare__(arr)
+    def _array(self, m: Machine, w: Any) -> Any:
+        np = self.np
+        m.end_frame_for_array()
+        src = m.src
+        dtype = w.__dict__.get("dtype")
+        shape = w.__dict__.get("shape")
+        if not isinstance(dtype, np.dtype) or type(shape) is not tuple or \
+                not all(type(d) is int and d >= 0 for d in shape):
+            raise malformed("joblib array wrapper without a valid dtype and shape")
+        subclass = w.__dict__.get("subclass", np.ndarray)
+        if subclass is not np.ndarray and subclass is not getattr(np, "memmap", None):
+            label = self.is_global(subclass)
+            if label is None or not isinstance(subclass, type) or not issubclass(subclass, np.ndarray):
+                raise UnsafeContent("joblib array of a subclass that is not an allowed ndarray subclass",
+                                    offending=["<array subclass>"])
+        if dtype.hasobject:
+            self._meet_span(src.tell(), -1)
+            arr = m.nested().run()
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype:
+                raise malformed("joblib object array is not an array of its declared dtype")
             return arr
+        if w.__dict__.get("numpy_array_alignment_bytes") is not None:
+            pad = src.byte()
+            if pad:
+                src.skip(pad)
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * dtype.itemsize
+        if nbytes > self.limits.max_bytes:
+            raise malformed("joblib array larger than the payload limit")
+        self._meet_span(src.tell(), nbytes)
+        view = src.take(nbytes)  # bytes present in the payload: bounded by its (decompressed) size, not charged
+        if view is None:  # pragma: no cover - the loader's sources always keep array data
+            raise malformed("array data was not kept")
+        arr = np.frombuffer(view, dtype=dtype, count=count) if count else np.empty(0, dtype=dtype)
+        if nbytes < COPY_BELOW or not arr.flags.aligned:
+            arr = arr.copy()
+        order = w.__dict__.get("order", "C")
+        arr = arr.reshape(shape[::-1]).transpose() if order == "F" else arr.reshape(shape)
+        if not arr.dtype.isnative:
+            arr = arr.byteswap().view(arr.dtype.newbyteorder("="))
+        return arr
 
-    _JOBLIB_CLASS = RestrictedNumpyUnpickler
-    return RestrictedNumpyUnpickler
+    def _meet_span(self, offset: int, nbytes: int) -> None:
+        """The scan and the unpickler must agree on every array's place and size (same bytes, same interpreter)."""
+        if self.spans is None:
+            return
+        span = next(self.spans, None)
+        if span is None or span.offset != offset or span.nbytes != nbytes:
+            raise malformed("joblib array data where the scan found none (scan and loader disagree)")
 
+    # -- containers ----------------------------------------------------------------------------------------------
+    def empty_list(self) -> Any:
+        return []
 
-def restricted_load(f: BinaryIO, *, fmt: str, allow: Allowlist, limits: ScanLimits | None = None) -> object:
-    """Deserialize a ``"pickle"`` or ``"joblib"`` payload from ``f``, importing only globals ``allow`` permits.
+    def empty_dict(self) -> Any:
+        return {}
 
-    Run the static scan (and ``allow.audit``) first; this is the second line of defence.  Raises
-    ``UnsafeContent`` (a disallowed global: exit 5), ``EnvironmentMismatch`` (an allowed global this environment
-    lacks: exit 4) or ``IntegrityError`` (anything malformed, trailing bytes: exit 3).
-    """
-    if fmt not in ("pickle", "joblib"):
-        raise ValueError(f"restricted_load handles 'pickle' and 'joblib', not {fmt!r}")
-    lim = limits or DEFAULT_LIMITS
-    comp, src = open_source(f, lim)
-    if fmt == "pickle" and comp is not None:
-        raise IntegrityError(f"a plain pickle payload must not be {comp}-compressed (is it a joblib file?)")
-    fh = io.BufferedReader(_ChunkRaw(src), buffer_size=CHUNK)
-    copyreg.clear_extension_cache()  # so that EXT opcodes always go through find_class
-    try:
-        if fmt == "pickle":
-            obj = _RestrictedUnpickler(fh, allow).load()
+    def empty_set(self) -> Any:
+        return set()
+
+    def make_tuple(self, m: Machine, items: list[Any]) -> Any:
+        return tuple(items)
+
+    def make_list(self, items: list[Any]) -> Any:
+        return list(items)
+
+    def make_dict(self, m: Machine, items: list[Any]) -> Any:
+        return {items[i]: items[i + 1] for i in range(0, len(items), 2)}
+
+    def make_frozenset(self, items: list[Any]) -> Any:
+        return frozenset(items)
+
+    def appends(self, target: Any, items: list[Any]) -> None:
+        if isinstance(target, list):
+            list.extend(target, items)
+        elif isinstance(target, deque):
+            deque.extend(target, items)
         else:
-            obj = _joblib_unpickler_class()(fh, allow, lim).load()
-        if fh.read(1):
-            raise IntegrityError("malformed pickle stream: trailing bytes after the final STOP")
+            raise malformed(f"APPEND to a {type(target).__qualname__} object, which is not a list")
+
+    def setitems(self, m: Machine, target: Any, items: list[Any]) -> None:
+        if not isinstance(target, dict):
+            raise malformed(f"SETITEM on a {type(target).__qualname__} object, which is not a dict")
+        for i in range(0, len(items), 2):
+            dict.__setitem__(target, items[i], items[i + 1])
+
+    def additems(self, target: Any, items: list[Any]) -> None:
+        if not isinstance(target, set):
+            raise malformed(f"ADDITEMS on a {type(target).__qualname__} object, which is not a set")
+        set.update(target, items)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A deserialized object, the globals the unpickler handed out (id -> name, for the state validators, which
+    judge every class or function the model holds), and the number of opcodes it took."""
+
+    obj: Any
+    handed: dict[int, str]
+    opcodes: int
+
+
+def _run(src: Source, allow: Allowlist, limits: Limits, budget: Budget,
+         spans: tuple[ArraySpan, ...] | None, fmt: str) -> Loaded:
+    backend = ConcreteBackend(allow, limits, budget, spans=spans)
+    machine = Machine(src, backend, limits, joblib_aware=fmt == "joblib")
+    try:
+        obj = machine.run()
+        if not src.at_end():
+            raise malformed("trailing bytes after the final STOP")
+        if backend.spans is not None and next(backend.spans, None) is not None:
+            raise malformed("the scan found joblib array data the loader never met")
     except BundleError:
         raise
     except RecursionError:
         raise IntegrityError("payload could not be deserialized: nested too deeply") from None
+    except MemoryError:
+        raise UnsafeContent("the payload asked for more memory than this process can allocate: refused",
+                            offending=["<memory exhaustion>"]) from None
     except (pickle.UnpicklingError, EOFError, struct.error, IndexError, KeyError) as exc:
-        # The pickle machine's own failures (stack or memo underflow, truncation): a malformed stream.
         raise IntegrityError(f"payload could not be deserialized: {type(exc).__name__}: {exc}") from None
     except Exception as exc:
-        # The stream parsed and every name it uses is allowed; the library code rebuilding an object refused its
-        # state (a changed tree layout, an unknown BitGenerator, a renamed attribute). The bytes are the verified
-        # ones, so this is this environment's inability to rebuild the model: an environment problem (exit 4).
+        # Every name it uses is allowed and every call passed its guard; library code rebuilding an object refused
+        # its state (a changed tree layout, an unknown BitGenerator, a renamed attribute).
         text = " ".join(str(exc).split())[:300]
-        raise EnvironmentMismatch(f"payload cannot be rebuilt in this environment: {type(exc).__name__}: {text}"
-                                  ) from None
-    finally:
-        copyreg.clear_extension_cache()
-    return obj
+        raise RebuildError(f"payload cannot be rebuilt in this environment: {type(exc).__name__}: {text}") from None
+    return Loaded(obj, backend.handed, machine.ops)
+
+
+def restricted_load(f: BinaryIO | Any, *, fmt: str, allow: Allowlist, limits: Limits | None = None) -> object:
+    """Deserialize a ``"pickle"`` or ``"joblib"`` payload read from ``f``, enforcing the allowlist, the call guards
+    and the allocation budget on its own (no prior scan needed; ``load`` runs both).
+
+    Raises ``UnsafeContent`` (exit 5), ``IntegrityError`` (malformed: exit 3), ``EnvironmentMismatch`` (an allowed
+    global this environment lacks: exit 4) or ``RebuildError`` (library code refused the state).
+    """
+    if fmt not in ("pickle", "joblib"):
+        raise ValueError(f"restricted_load handles 'pickle' and 'joblib', not {fmt!r}")
+    lim = limits or DEFAULT_LIMITS
+    size = _stream_size(f)
+    comp, producer = open_stream(f, lim)
+    if fmt == "pickle" and comp is not None:
+        raise IntegrityError(f"a plain pickle payload must not be {comp}-compressed (is it a joblib file?)")
+    return _run(StreamSource(producer, keep_arrays=True), allow, lim, Budget(lim.budget_for(size)), None,
+                fmt).obj
+
+
+def restricted_load_memory(data: Any, *, allow: Allowlist, spans: tuple[ArraySpan, ...] | None,
+                           fmt: str = "joblib", limits: Limits | None = None,
+                           source: MemorySource | None = None) -> Loaded:
+    """Deserialize an (already decompressed, verified and scanned) payload held in memory; ``spans`` are the joblib
+    array spans the scan found, which the loader must meet exactly."""
+    lim = limits or DEFAULT_LIMITS
+    src = source if source is not None else MemorySource(data)
+    return _run(src, allow, lim, Budget(lim.budget_for(src.size)), spans, fmt)
+
+
+def _stream_size(f: Any) -> int:
+    """Best effort size of what is left in ``f`` (for the budget); unknown sizes get the floor only."""
+    try:
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+        return int(end - here)
+    except (OSError, AttributeError, ValueError):
+        return 0

@@ -18,12 +18,13 @@ from sklearn.tree import DecisionTreeClassifier
 
 from bundler.errors import BundleError
 from bundler.safety.allowlist import DEFAULT_ALLOWLIST
-from bundler.safety.scan import ScanLimits, scan_bytes, scan_fileobj
-from bundler.safety.treecheck import validate_trees
+from bundler.safety.limits import Limits
+from bundler.safety.scan import scan_bytes, scan_fileobj
 from bundler.safety.unpickler import restricted_load
+from bundler.safety.validators import validate_model
 
 MARKER = Path("/tmp/bundler-hostile-ran")
-LIMITS = ScanLimits(max_bytes=1 << 22, max_stack=10_000, max_memo=10_000, max_marks=200)
+LIMITS = Limits(max_bytes=1 << 22, max_stack=10_000, max_memo=10_000, max_marks=200)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Opcode bytes with plausible arguments, including the dangerous ones.
@@ -60,7 +61,7 @@ def check(data: bytes, fmt: str) -> None:
         obj = restricted_load(io.BytesIO(data), fmt=fmt, allow=DEFAULT_ALLOWLIST, limits=LIMITS)
     except BundleError:
         return
-    validate_trees(obj)
+    validate_model(obj, handed=None, allow=DEFAULT_ALLOWLIST)
 
 
 @SETTINGS

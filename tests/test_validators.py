@@ -1,4 +1,4 @@
-"""Tree validation: real tree models pass quickly; crafted node arrays are reported, never crash."""
+"""State validators: real models pass quickly; crafted native state is reported with its path, never crashes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree._tree import Tree
 
-from bundler.safety.treecheck import validate_trees
+from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+from bundler.safety.validators import validate_model
+
+
+def validate_trees(obj: object) -> list[str]:
+    return [p.line for p in validate_model(obj, handed=None, allow=DEFAULT_ALLOWLIST)]
 
 
 @pytest.fixture(scope="module")

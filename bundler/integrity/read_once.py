@@ -1,0 +1,150 @@
+"""Read a member once into private memory, hashing every byte as it arrives, so that what is verified is what is used.
+
+Why: a loader that hashes a file and then reads it again to deserialize (or maps it, sharing pages another process
+can write) can be made to load other bytes than it verified: rewrite the file in place between the two reads and a
+signed bundle loads the attacker's model while reporting "signature verified". Here each byte is read from the file
+exactly once, with ``pread`` into a buffer this process owns; the digests are computed over that buffer, and the
+scan and the unpickler then read the same buffer. Nothing touches the file again.
+
+The read runs on a worker thread in pieces (``pread`` releases the GIL); the whole-member SHA-256 runs on another
+thread as pieces arrive, and chunk digests (``FileEntry.chunks``) on every core; the caller may consume the buffer
+while it fills (``fill.wait_for(n)`` returns once ``n`` bytes are there), for instance to scan it. ``result()``
+waits for everything and returns the digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bundler.errors import IntegrityError
+
+__all__ = ["Fill", "MemberRead", "ReadDigests"]
+
+PIECE = 4 << 20
+
+
+class Fill:
+    """Progress of a buffer being filled by another thread: ``wait_for(n)`` blocks until ``n`` bytes are there."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._filled = 0
+        self._failed: BaseException | None = None
+        self._cond = threading.Condition()
+
+    def available(self) -> int:
+        return self._filled
+
+    def advance(self, filled: int) -> None:
+        with self._cond:
+            self._filled = filled
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._failed = exc
+            self._cond.notify_all()
+
+    def wait_for(self, n: int) -> int:
+        want = min(n, self.total)
+        with self._cond:
+            while self._filled < want and self._failed is None:
+                self._cond.wait()
+            if self._filled < want and self._failed is not None:
+                raise self._failed
+            return self._filled
+
+
+@dataclass(frozen=True)
+class ReadDigests:
+    """What reading computed: the member's SHA-256, and its chunk digests when a chunk size was given."""
+
+    sha256: str | None
+    chunks: list[str] | None
+
+
+class MemberRead:
+    """One member (``size`` bytes at ``offset`` of ``fd``) read once into ``buffer``."""
+
+    def __init__(self, fd: int, offset: int, size: int, *, chunk_size: int | None = None, whole: bool = True,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.size = size
+        self.chunk_size = chunk_size
+        self.whole = whole
+        self.progress = progress
+        self.buffer = bytearray(size)
+        self.view = memoryview(self.buffer)
+        self.fill = Fill(size)
+        self._error: BaseException | None = None
+        self._digest = hashlib.sha256() if whole else None
+        self._pieces: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._chunk_futures: list[Future[str]] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 2)) if chunk_size else None
+        self._reader = threading.Thread(target=self._read, name="bundler-read", daemon=True)
+        self._hasher = threading.Thread(target=self._hash, name="bundler-sha256", daemon=True) if whole else None
+
+    def start(self) -> MemberRead:
+        if self._hasher is not None:
+            self._hasher.start()
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        view, pos, size = self.view, 0, self.size
+        chunk, chunk_start = self.chunk_size or 0, 0
+        try:
+            while pos < size:
+                n = min(PIECE, size - pos)
+                got = os.preadv(self.fd, [view[pos:pos + n]], self.offset + pos)
+                if got <= 0:
+                    raise IntegrityError("archive ended inside a member (truncated)")
+                if self._hasher is not None:
+                    self._pieces.put((pos, pos + got))
+                pos += got
+                if self._pool is not None:
+                    while chunk_start < size and (chunk_start + chunk <= pos or pos == size):
+                        end = min(chunk_start + chunk, size)
+                        self._chunk_futures.append(self._pool.submit(_sha256, view[chunk_start:end]))
+                        chunk_start = end
+                if self.progress is not None:
+                    self.progress(got)
+                self.fill.advance(pos)
+            if self._pool is not None and size == 0:
+                self._chunk_futures.append(self._pool.submit(_sha256, view[0:0]))
+        except BaseException as exc:  # an I/O error: recorded, raised by result()
+            self._error = exc if isinstance(exc, IntegrityError) else IntegrityError(f"cannot read member: {exc}")
+            self.fill.fail(self._error)
+        finally:
+            self._pieces.put(None)
+
+    def _hash(self) -> None:
+        digest = self._digest
+        assert digest is not None
+        while (piece := self._pieces.get()) is not None:
+            digest.update(self.view[piece[0]:piece[1]])
+
+    def result(self) -> ReadDigests:
+        """Wait for the read and every digest; raise ``IntegrityError`` if the member could not be read."""
+        self._reader.join()
+        if self._hasher is not None:
+            self._hasher.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            chunks = [f.result() for f in self._chunk_futures] if self._pool is not None else None
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        return ReadDigests(self._digest.hexdigest() if self._digest is not None else None, chunks)
+
+
+def _sha256(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()

@@ -1,0 +1,105 @@
+"""The registry of state validators: exact class name -> the function that checks an object of that class.
+
+A class is *native-backed* when native code (Cython, C, C++, Fortran) reads its state: an extension type (its
+fields are C fields) or a Python class whose methods hand its attributes to compiled code (``SVC`` to libsvm,
+``KMeans`` to its Cython kernels...). Every native-backed class a payload may construct must have a validator here,
+or an entry in ``EXEMPT`` saying why none is needed (numpy validates a ``RandomState``'s whole state in
+``__setstate__``, for example). ``tests/test_validators.py`` enumerates the allowlist and fails on a native-backed
+constructible class with neither.
+
+Validators check types, shapes, dtypes, index ranges and cross-references against their owner (``n_features_in_``
+must be an ``int`` equal to the trees' ``n_features``...). They report through ``Context.fail`` with the attribute
+path, never raise on purpose; an exception inside a validator is itself reported as crafted state by the walker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from bundler.safety.validators.walker import Context, Node
+
+__all__ = ["BATCH_VALIDATORS", "EXEMPT", "NATIVE_CONSUMERS", "VALIDATORS", "Validator", "validates",
+           "validates_together"]
+
+Validator = Callable[[Any, Node, Context], None]
+BatchValidator = Callable[[list[tuple[Any, Node]], Context], None]
+
+#: exact class name (module.qualname) -> validator
+VALIDATORS: dict[str, Validator] = {}
+#: exact class name -> validator of every object of that class at once (objects holding no Python objects)
+BATCH_VALIDATORS: dict[str, BatchValidator] = {}
+
+
+def validates_together(*names: str) -> Callable[[BatchValidator], BatchValidator]:
+    """Register a validator that receives every ``(object, node)`` of the classes ``names`` in one call."""
+
+    def register(func: BatchValidator) -> BatchValidator:
+        for name in names:
+            if name in VALIDATORS or name in BATCH_VALIDATORS:
+                raise RuntimeError(f"two validators for {name}")
+            BATCH_VALIDATORS[name] = func
+        return func
+
+    return register
+
+
+def validates(*names: str, holds_children: bool = False) -> Callable[[Validator], Validator]:
+    """Register ``func`` as the validator of the classes ``names``. With ``holds_children`` the validator itself
+    enqueues the objects it holds, and the walker does not descend into the object's reduced state."""
+
+    def register(func: Validator) -> Validator:
+        if holds_children:
+            func.holds_children = True  # type: ignore[attr-defined]
+        for name in names:
+            if name in VALIDATORS or name in BATCH_VALIDATORS:
+                raise RuntimeError(f"two validators for {name}")
+            VALIDATORS[name] = func
+        return func
+
+    return register
+
+
+#: Native-backed classes that need no validator of ours, and why.
+EXEMPT: Final[dict[str, str]] = {
+    "numpy.ndarray": "numpy checks shape, strides and buffer size in __setstate__; dtypes are checked canonical "
+                     "when built, and object arrays hold only objects the payload built (walked like any other)",
+    "numpy.dtype": "its state is refused unless canonical before BUILD applies it (bundler.safety.dtypes)",
+    "numpy.matrix": "an ndarray subclass: numpy's own checks apply",
+    "numpy.matrixlib.defmatrix.matrix": "an ndarray subclass: numpy's own checks apply",
+    "numpy.ma.core.MaskedArray": "an ndarray subclass rebuilt through numpy's own validated __setstate__",
+    "numpy.random.mtrand.RandomState": "numpy's set_state validates the key array length, dtype and position",
+    "numpy.random._mt19937.MT19937": "numpy validates the state dict (key length 624, position range) in C",
+    "numpy.random._pcg64.PCG64": "numpy validates the state dict (128-bit state and increment) in Python",
+    "numpy.random._pcg64.PCG64DXSM": "numpy validates the state dict in Python",
+    "numpy.random._philox.Philox": "numpy validates the state dict (counter/key lengths) in Python",
+    "numpy.random._sfc64.SFC64": "numpy validates the state dict (state length) in Python",
+    "numpy.random._generator.Generator": "holds only its bit generator, validated by numpy",
+    "numpy.core.multiarray.scalar": "a reconstructor function, guarded by bundler.safety.guards",
+    "numpy._core.multiarray.scalar": "a reconstructor function, guarded by bundler.safety.guards",
+    "builtins.bytearray": "a plain Python value",
+    "builtins.complex": "a plain Python value",
+    "builtins.frozenset": "a plain Python container",
+    "builtins.slice": "a plain Python value",
+    "builtins.range": "a plain Python value",
+    "collections.deque": "a plain Python container (walked)",
+    "collections.OrderedDict": "a plain Python container (walked)",
+    "collections.defaultdict": "a plain Python container (walked, factory included)",
+    "collections.Counter": "a plain Python container (walked)",
+    "functools.partial": "walked (func, args, keywords); func must be allowed as a value",
+    "datetime.date": "a plain Python value",
+    "datetime.datetime": "a plain Python value",
+    "datetime.timedelta": "a plain Python value",
+    "datetime.timezone": "a plain Python value",
+    "decimal.Decimal": "a plain Python value",
+    "fractions.Fraction": "a plain Python value",
+}
+
+#: Python classes whose methods pass their attributes to compiled code, and which native code reads what.
+NATIVE_CONSUMERS: Final[dict[str, str]] = {
+    "scipy.interpolate._bsplines.BSpline": "evaluate_spline (Cython) indexes c and t with k",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "the predictor loops (Cython) follow "
+                                                                      "nodes and bitsets",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper": "known-category bitsets are written from "
+                                                                   "its bin thresholds (Cython)",
+}

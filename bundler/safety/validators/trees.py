@@ -1,0 +1,420 @@
+"""Decision trees, tree ensembles and histogram gradient boosting: what their Cython prediction loops trust.
+
+* ``sklearn.tree._tree.Tree``: ``apply``/``predict``/``decision_path`` follow ``left_child``/``right_child`` and index
+  ``X[:, feature]`` and ``value[node]`` without bounds checks, and ``decision_path`` sizes a buffer from
+  ``max_depth``. Valid means: ``node_count == capacity >= 1``; a node is a leaf iff both children are ``-1``; every
+  split node's children lie in ``(own index, node_count)`` (so every path ends, and no node is its own ancestor;
+  scikit-learn always numbers children after their parent); no node is the child of two parents; split features
+  in ``[0, n_features)``; ``value`` shaped ``(node_count, n_outputs, max_n_classes)``; ``n_classes`` consistent;
+  ``max_depth`` equal to the real depth.
+* Tree estimators (``DecisionTree*``, ``ExtraTree*``): ``n_features_in_`` an exact int equal to ``tree_.n_features``
+  (an ensemble calls its trees with ``check_input=False``, so this is what bounds ``X[:, feature]``).
+* Ensembles: every sub-estimator expects exactly the columns the ensemble feeds it (its own ``n_features_in_``, or
+  the size of its feature subset for bagging and isolation forests, whose subsets must index the input); gradient
+  boosting's ``estimators_`` is the 2-D object array of regression trees ``predict_stages`` walks, with one column
+  per output it writes.
+* Histogram gradient boosting: every ``TreePredictor``'s node array has the installed node layout, the same child
+  rule, features below ``n_features_in_``, categorical splits only on categorical features and bitset indices inside
+  both bitset tables; the bin mapper's categorical tables agree with the estimator's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bundler.safety.validators.common import array_ok, as_index, int_attr, is_int, n_features_of, shown
+from bundler.safety.validators.registry import validates, validates_together
+from bundler.safety.validators.walker import Context, Node, qualname
+
+__all__: list[str] = []
+
+TREE = "sklearn.tree._tree.Tree"
+TREE_ESTIMATORS = (
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+)
+
+
+class _Forest:
+    """Several trees' node tables concatenated, so each check is one numpy call for all of them."""
+
+    def __init__(self, np: Any, lefts: list[Any], rights: list[Any], leaves: list[Any]) -> None:
+        self.np = np
+        self.sizes = np.array([len(x) for x in lefts], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        self.owner = np.repeat(np.arange(len(lefts)), self.sizes)
+        self.local = np.arange(int(self.sizes.sum()), dtype=np.int64) - self.offsets[self.owner]
+        self.n_of = self.sizes[self.owner]
+        self.left = np.concatenate(lefts).astype(np.int64, copy=False)
+        self.right = np.concatenate(rights).astype(np.int64, copy=False)
+        self.leaf = np.concatenate(leaves).astype(bool, copy=False)
+
+    def bad_children(self) -> Any:
+        """Per tree: split nodes whose children are not after them and inside the tree, or shared."""
+        np = self.np
+        internal = ~self.leaf
+        li, ri, ii, n = self.left[internal], self.right[internal], self.local[internal], self.n_of[internal]
+        bad = ~((li > ii) & (li < n) & (ri > ii) & (ri < n))
+        per_tree = np.bincount(self.owner[internal][bad], minlength=len(self.sizes))
+        if not bad.any() and li.size:
+            base = self.offsets[self.owner[internal]]
+            kids = np.concatenate([li + base, ri + base])
+            shared = np.bincount(kids, minlength=int(self.sizes.sum())) > 1
+            per_tree += np.bincount(self.owner[shared], minlength=len(self.sizes))
+        return per_tree
+
+    def depths(self) -> Any:
+        """Per tree: the depth of the tree rooted at its node 0 (children after parents, checked before)."""
+        np = self.np
+        total = int(self.sizes.sum())
+        internal = np.flatnonzero(~self.leaf)
+        base = self.offsets[self.owner[internal]]
+        parent = np.arange(total, dtype=np.int64)
+        parent[self.left[internal] + base] = internal
+        parent[self.right[internal] + base] = internal
+        dist = (parent != np.arange(total)).astype(np.int64)
+        jump = parent
+        while True:  # pointer jumping: log2(depth) rounds
+            nxt = jump[jump]
+            if np.array_equal(nxt, jump):
+                break
+            dist = dist + dist[jump]
+            jump = nxt
+        return np.maximum.reduceat(dist, self.offsets) if total else np.zeros(0, dtype=np.int64)
+
+
+@validates_together(TREE)
+def trees(items: list[tuple[Any, Node]], ctx: Context) -> None:
+    np = ctx.np
+    usable: list[tuple[Any, Node, Any, Any]] = []
+    for obj, node in items:
+        n, capacity = int(obj.node_count), int(obj.capacity)
+        if n < 1 or n != capacity:
+            ctx.fail(node, f"node_count {n} does not match its {capacity} allocated nodes")
+            continue
+        n_features, n_outputs, max_n_classes = int(obj.n_features), int(obj.n_outputs), int(obj.max_n_classes)
+        if n_features < 1 or n_outputs < 1 or max_n_classes < 1:
+            ctx.fail(node, "n_features, n_outputs and max_n_classes must be positive")
+            continue
+        n_classes = np.asarray(obj.n_classes)
+        if n_classes.shape != (n_outputs,) or int(n_classes.max()) > max_n_classes or int(n_classes.min()) < 1:
+            ctx.fail(node, "n_classes does not match n_outputs and max_n_classes")
+        state = obj.__getstate__()
+        nodes, values = state["nodes"], state["values"]
+        if len(nodes) != n:
+            ctx.fail(node, f"{len(nodes)} nodes for node_count {n}")
+            continue
+        if values.shape != (n, n_outputs, max_n_classes):
+            ctx.fail(node, f"value array has shape {values.shape}, expected {(n, n_outputs, max_n_classes)}")
+        usable.append((obj, node, nodes, n_features))
+    if not usable:
+        return
+    lefts = [u[2]["left_child"] for u in usable]
+    rights = [u[2]["right_child"] for u in usable]
+    forest = _Forest(np, lefts, rights, [x == -1 for x in lefts])
+    bad_leaf = np.bincount(forest.owner[forest.leaf & (forest.right != -1)], minlength=len(usable))
+    bad_kids = forest.bad_children()
+    feats = np.concatenate([u[2]["feature"] for u in usable]).astype(np.int64, copy=False)
+    n_feat = np.array([u[3] for u in usable], dtype=np.int64)[forest.owner]
+    split = ~forest.leaf
+    bad_feat = np.bincount(forest.owner[split & ((feats < 0) | (feats >= n_feat))], minlength=len(usable))
+    structurally_ok = (bad_leaf == 0) & (bad_kids == 0)
+    depths = forest.depths() if structurally_ok.all() else None
+    for k, (obj, node, _, n_features) in enumerate(usable):
+        if bad_leaf[k]:
+            ctx.fail(node, "leaf nodes with a right child")
+        elif bad_kids[k]:
+            ctx.fail(node, f"{int(bad_kids[k])} split node(s) have child indices out of range, not after their "
+                           "parent, or shared with another parent")
+        if bad_feat[k]:
+            ctx.fail(node, f"split feature indices outside [0, {n_features})")
+        if depths is not None and int(obj.max_depth) != int(depths[k]):
+            ctx.fail(node, f"max_depth {int(obj.max_depth)} differs from the tree's real depth {int(depths[k])}")
+    if depths is None:  # some tree is broken: the others still get their depth checked one by one
+        for k, (obj, node, nodes, _) in enumerate(usable):
+            if structurally_ok[k]:
+                one = _Forest(np, [nodes["left_child"]], [nodes["right_child"]], [nodes["left_child"] == -1])
+                if int(obj.max_depth) != int(one.depths()[0]):
+                    ctx.fail(node, f"max_depth {int(obj.max_depth)} differs from the tree's real depth")
+
+
+@validates(*TREE_ESTIMATORS)
+def tree_estimator(obj: Any, node: Node, ctx: Context) -> None:
+    d = obj.__dict__
+    if "tree_" not in d:
+        return  # not fitted
+    t = d["tree_"]
+    if qualname(t) != TREE:
+        ctx.fail(node, f"must be a sklearn.tree._tree.Tree, not {qualname(t)}", "tree_")
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is None:
+        if "n_features_in_" not in d:
+            ctx.fail(node, "is missing on a fitted tree", "n_features_in_")
+        return
+    if n_features != int(t.n_features):
+        ctx.fail(node, f"is {n_features} but its tree splits on {int(t.n_features)} features", "n_features_in_")
+    n_outputs = int_attr(obj, "n_outputs_", node, ctx, low=1)
+    if n_outputs is not None and n_outputs != int(t.n_outputs):
+        ctx.fail(node, f"is {n_outputs} but its tree has {int(t.n_outputs)} outputs", "n_outputs_")
+
+
+def _expect_features(ctx: Context, node: Node, sub: Any, key: str, expected: int) -> None:
+    d = getattr(sub, "__dict__", None)
+    if not isinstance(d, dict) or "n_features_in_" not in d:
+        return
+    value = d["n_features_in_"]
+    if not is_int(value) or int(value) != expected:
+        ctx.fail(node, f"sub-estimator expects {shown(value)} features, but is fed {expected}", key)
+
+
+def _sub_estimators(ctx: Context, node: Node, obj: Any, attr: str) -> list[Any] | None:
+    subs = obj.__dict__.get(attr)
+    if subs is None:
+        return None
+    if type(subs) is not list:
+        ctx.fail(node, f"must be a list, not {type(subs).__name__}", attr)
+        return None
+    return subs
+
+
+@validates(
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.ensemble._forest.RandomTreesEmbedding",
+)
+def forest(obj: Any, node: Node, ctx: Context) -> None:
+    subs = _sub_estimators(ctx, node, obj, "estimators_")
+    if subs is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is None:
+        ctx.fail(node, "must be an integer on a fitted forest", "n_features_in_")
+        return
+    for i, sub in enumerate(subs):
+        if qualname(sub) not in TREE_ESTIMATORS:
+            ctx.fail(node, f"holds a {qualname(sub)}, not a tree", f"estimators_[{i}]")
+            continue
+        _expect_features(ctx, node, sub, f"estimators_[{i}].n_features_in_", n_features)
+
+
+def _feature_subsets(ctx: Context, node: Node, obj: Any, subs: list[Any], n_features: int, *,
+                     required: bool) -> None:
+    feats = obj.__dict__.get("estimators_features_")
+    if feats is None:
+        if required:
+            ctx.fail(node, "is missing", "estimators_features_")
+        else:
+            for i, sub in enumerate(subs):
+                _expect_features(ctx, node, sub, f"estimators_[{i}].n_features_in_", n_features)
+        return
+    if type(feats) is not list or len(feats) != len(subs):
+        ctx.fail(node, "must be a list with one feature subset per estimator", "estimators_features_")
+        return
+    for i, (sub, f) in enumerate(zip(subs, feats, strict=True)):
+        key = f"estimators_features_[{i}]"
+        if not array_ok(ctx, node, key, f, ndim=1, kinds="iu") or not as_index(ctx, node, key, f, n_features):
+            continue
+        _expect_features(ctx, node, sub, f"estimators_[{i}].n_features_in_", int(f.shape[0]))
+
+
+@validates("sklearn.ensemble._iforest.IsolationForest")
+def isolation_forest(obj: Any, node: Node, ctx: Context) -> None:
+    subs = _sub_estimators(ctx, node, obj, "estimators_")
+    if subs is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is None:
+        ctx.fail(node, "must be an integer on a fitted forest", "n_features_in_")
+        return
+    for i, sub in enumerate(subs):
+        if qualname(sub) not in TREE_ESTIMATORS:
+            ctx.fail(node, f"holds a {qualname(sub)}, not a tree", f"estimators_[{i}]")
+    _feature_subsets(ctx, node, obj, subs, n_features, required=True)
+    for attr in ("_decision_path_lengths", "_average_path_length_per_tree"):
+        arrays = obj.__dict__.get(attr)
+        if arrays is None:
+            continue
+        if type(arrays) not in (list, tuple) or len(arrays) != len(subs):
+            ctx.fail(node, "must be a list with one array per tree", attr)
+            continue
+        for i, (sub, arr) in enumerate(zip(subs, arrays, strict=True)):
+            t = getattr(sub, "__dict__", {}).get("tree_")
+            if t is not None and qualname(t) == TREE:
+                array_ok(ctx, node, f"{attr}[{i}]", arr, ndim=1, shape=(int(t.node_count),))
+
+
+@validates("sklearn.ensemble._bagging.BaggingClassifier", "sklearn.ensemble._bagging.BaggingRegressor")
+def bagging(obj: Any, node: Node, ctx: Context) -> None:
+    subs = _sub_estimators(ctx, node, obj, "estimators_")
+    if subs is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is not None:
+        _feature_subsets(ctx, node, obj, subs, n_features, required=False)
+
+
+@validates("sklearn.ensemble._gb.GradientBoostingClassifier", "sklearn.ensemble._gb.GradientBoostingRegressor")
+def gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
+    np = ctx.np
+    est = obj.__dict__.get("estimators_")
+    if est is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is None:
+        ctx.fail(node, "must be an integer on a fitted model", "n_features_in_")
+        return
+    if not array_ok(ctx, node, "estimators_", est, ndim=2, kinds="O"):
+        return
+    k = obj.__dict__.get("n_trees_per_iteration_", obj.__dict__.get("_n_trees_per_iteration"))
+    if k is not None and (not is_int(k) or est.shape[1] != int(k)):
+        ctx.fail(node, f"has {est.shape[1]} trees per stage but the model writes {shown(k)} outputs", "estimators_")
+    n_stages = obj.__dict__.get("n_estimators_")
+    if n_stages is not None and (not is_int(n_stages) or int(n_stages) != est.shape[0]):
+        ctx.fail(node, f"has {est.shape[0]} stages, n_estimators_ says {shown(n_stages)}", "estimators_")
+    for (i, j), sub in np.ndenumerate(est):
+        key = f"estimators_[{i}, {j}]"
+        if qualname(sub) != "sklearn.tree._classes.DecisionTreeRegressor":
+            ctx.fail(node, f"holds a {qualname(sub)}, not a regression tree", key)
+            continue
+        _expect_features(ctx, node, sub, f"{key}.n_features_in_", n_features)
+        t = sub.__dict__.get("tree_")
+        if qualname(t) == TREE and (int(t.n_features) != n_features or int(t.n_outputs) != 1):
+            ctx.fail(node, "tree does not split the model's features with one output", f"{key}.tree_")
+
+
+# -- histogram gradient boosting -------------------------------------------------------------------------------------
+
+PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+BIN_MAPPER = "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper"
+
+
+def _record_dtype() -> Any:
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    return PREDICTOR_RECORD_DTYPE
+
+
+@validates(PREDICTOR)
+def tree_predictor(obj: Any, node: Node, ctx: Context) -> None:
+    np = ctx.np
+    d = obj.__dict__
+    nodes = d.get("nodes")
+    if not array_ok(ctx, node, "nodes", nodes, ndim=1):
+        return
+    if nodes.dtype != _record_dtype():
+        return  # the installed predictor's typed memoryviews refuse any other layout (a Python exception)
+    n = len(nodes)
+    if n < 1:
+        ctx.fail(node, "has no nodes", "nodes")
+        return
+    tables = []
+    for attr in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+        table = d.get(attr)
+        if array_ok(ctx, node, attr, table, ndim=2, kinds="u", contiguous=True) and table.shape[1] != 8:
+            ctx.fail(node, f"must have 8 columns, has {table.shape[1]}", attr)
+        tables.append(table if isinstance(table, np.ndarray) and table.ndim == 2 else None)
+    is_leaf = nodes["is_leaf"].astype(bool)
+    forest = _Forest(np, [nodes["left"]], [nodes["right"]], [is_leaf])
+    if forest.bad_children()[0]:
+        ctx.fail(node, "split nodes have child indices out of range, not after their parent, or shared", "nodes")
+        return
+    internal = ~is_leaf
+    feat = nodes["feature_idx"].astype(np.int64)[internal]
+    if feat.size and int(feat.min()) < 0:
+        ctx.fail(node, "negative split feature index", "nodes")
+    cat = internal & nodes["is_categorical"].astype(bool)
+    if cat.any():
+        rows = min(t.shape[0] for t in tables if t is not None) if all(t is not None for t in tables) else 0
+        b = nodes["bitset_idx"].astype(np.int64)[cat]
+        if int(b.min()) < 0 or int(b.max()) >= rows:
+            ctx.fail(node, "categorical split bitset index out of range", "nodes")
+
+
+@validates(BIN_MAPPER)
+def bin_mapper(obj: Any, node: Node, ctx: Context) -> None:
+    np = ctx.np
+    d = obj.__dict__
+    thresholds = d.get("bin_thresholds_")
+    if thresholds is None:
+        return
+    if type(thresholds) is not list:
+        ctx.fail(node, "must be a list of arrays", "bin_thresholds_")
+        return
+    n = len(thresholds)
+    for i, t in enumerate(thresholds):
+        array_ok(ctx, node, f"bin_thresholds_[{i}]", t, ndim=1, kinds="fiu")
+    is_cat = d.get("is_categorical_")
+    if is_cat is not None:
+        if not array_ok(ctx, node, "is_categorical_", is_cat, ndim=1, kinds="biu", shape=(n,)):
+            return
+        for i in np.flatnonzero(is_cat):
+            t = thresholds[int(i)]
+            if isinstance(t, np.ndarray) and t.size and (not np.all(np.isfinite(t)) or t.min() < 0 or t.max() > 255
+                                                         or not np.all(t == np.floor(t))):
+                ctx.fail(node, "known categories must be integers in [0, 255]", f"bin_thresholds_[{int(i)}]")
+    nb = d.get("n_bins_non_missing_")
+    if nb is not None:
+        array_ok(ctx, node, "n_bins_non_missing_", nb, ndim=1, kinds="iu", shape=(n,))
+    int_attr(obj, "missing_values_bin_idx_", node, ctx, low=0, high=1 << 16)
+
+
+@validates(
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+)
+def hist_gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
+    np = ctx.np
+    d = obj.__dict__
+    predictors = d.get("_predictors")
+    if predictors is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if n_features is None:
+        ctx.fail(node, "must be an integer on a fitted model", "n_features_in_")
+        return
+    k = int_attr(obj, "n_trees_per_iteration_", node, ctx, low=1, required=True)
+    mapper = d.get("_bin_mapper")
+    if qualname(mapper) != BIN_MAPPER:
+        ctx.fail(node, f"must be a _BinMapper, not {qualname(mapper)}", "_bin_mapper")
+        return
+    mapper_cat = mapper.__dict__.get("is_categorical_")
+    if mapper_cat is not None and (not isinstance(mapper_cat, np.ndarray) or mapper_cat.shape != (n_features,)):
+        ctx.fail(node, f"must flag each of the {n_features} features", "_bin_mapper.is_categorical_")
+        return
+    own_cat = d.get("is_categorical_")
+    if own_cat is not None and (not isinstance(own_cat, np.ndarray) or own_cat.shape != (n_features,)):
+        ctx.fail(node, f"must flag each of the {n_features} features", "is_categorical_")
+        return
+    categorical = mapper_cat.astype(bool) if mapper_cat is not None else np.zeros(n_features, dtype=bool)
+    baseline = d.get("_baseline_prediction")
+    if k is not None and baseline is not None and (not isinstance(baseline, np.ndarray) or baseline.size != k):
+        ctx.fail(node, f"must hold one value per tree of an iteration ({k})", "_baseline_prediction")
+    if type(predictors) is not list:
+        ctx.fail(node, "must be a list of lists", "_predictors")
+        return
+    dtype = _record_dtype()
+    for i, stage in enumerate(predictors):
+        if type(stage) is not list or (k is not None and len(stage) != k):
+            ctx.fail(node, f"must hold {k} predictors", f"_predictors[{i}]")
+            continue
+        for j, pred in enumerate(stage):
+            key = f"_predictors[{i}][{j}]"
+            if qualname(pred) != PREDICTOR:
+                ctx.fail(node, f"holds a {qualname(pred)}, not a TreePredictor", key)
+                continue
+            nodes = pred.__dict__.get("nodes")
+            if not isinstance(nodes, np.ndarray) or nodes.dtype != dtype or nodes.ndim != 1:
+                continue  # the predictor's own validator reports it
+            internal = ~nodes["is_leaf"].astype(bool)
+            feat = nodes["feature_idx"].astype(np.int64)[internal]
+            if feat.size and int(feat.max()) >= n_features:
+                ctx.fail(node, f"splits on features outside [0, {n_features})", key)
+                continue
+            cat = nodes["is_categorical"].astype(bool)[internal]
+            if cat.any() and not categorical[feat[cat]].all():
+                ctx.fail(node, "has a categorical split on a feature that is not categorical", key)
