@@ -58,7 +58,7 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
         report.checked.append("state")
         model = loaded.obj
         if check_behaviour and manifest.sample is not None:
-            _behaviour(reader, manifest, model, report)
+            _behaviour(verified.members, manifest, model, report)
         elif manifest.sample is None:
             report.notes.append("no stored sample: behaviour not checked")
         else:
@@ -82,13 +82,13 @@ def _rebuild_problem(exc: EnvironmentMismatch, manifest: Manifest) -> Exception:
     return exc
 
 
-def _behaviour(reader: BundleReader, manifest: Manifest, model: Any, report: Report) -> None:
+def _behaviour(members: dict[str, bytes], manifest: Manifest, model: Any, report: Report) -> None:
     from bundler.pipelines.behaviour import check_behaviour as _check
 
     def read_member(name: str) -> bytes:
-        if manifest.file(name) is None:
+        if manifest.file(name) is None or name not in members:
             raise IntegrityError(f"sample member {name!r} is not listed in the manifest")
-        return reader.read_small(name, 64 << 20)
+        return members[name]
 
     problems = _check(model, read_member, manifest.sample or {})
     report.checked.append("behaviour")

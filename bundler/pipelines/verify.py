@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Verified", "inspect", "read_member_text", "resolve_policy", "verify", "verify_open"]
 
+#: Members up to this size are kept in memory when loading (samples and their outputs), so nothing is read twice.
+_KEEP_SMALL = 64 << 20
+
 
 @dataclass
 class KeptPayload:
@@ -60,6 +63,7 @@ class Verified:
     report: Report
     allow: Allowlist | None = None
     payload: KeptPayload | None = None
+    members: dict[str, bytes] = field(default_factory=dict)  # small members, kept as verified (samples)
 
 
 @dataclass
@@ -73,6 +77,7 @@ class _Checking:
     kept: KeptPayload | None = None
     listed: dict[str, FileEntry] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
+    small: dict[str, bytes] = field(default_factory=dict)
 
 
 def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, trust: Iterable[str],
@@ -103,7 +108,8 @@ def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, 
     _check_environment(state.manifest, report, policy, against)
     report.checked.append("environment")
     allow = _check_content(state, trust)
-    return Verified(report, allow, state.kept if state.payload_ok and report.ok else None)
+    ok = state.payload_ok and report.ok
+    return Verified(report, allow, state.kept if ok else None, state.small if ok else {})
 
 
 def _required_documents(state: _Checking) -> bytes | None:
@@ -151,6 +157,11 @@ def _check_contents(state: _Checking) -> None:
         try:
             if is_payload and state.keep_payload:
                 intact, scan_error = _read_payload_once(state, entry)
+            elif state.keep_payload and entry.size <= _KEEP_SMALL:
+                data = reader.read_small(name, _KEEP_SMALL)
+                intact, scan_error = len(data) == entry.size and _sha256(data) == entry.sha256, None
+                if intact:
+                    state.small[name] = data  # read once: the behaviour check uses these very bytes
             else:
                 intact, result, scan_error = _hash_and_scan(reader, entry, manifest.serializer if is_payload else None)
                 if result is not None:
