@@ -114,3 +114,82 @@ def test_kdtree_index_reported() -> None:
     bad = KDTree.__new__(KDTree)
     bad.__setstate__(tuple(state))
     assert any("node index ranges" in p for p in validate_trees([bad]))
+
+
+# -- coverage of the registry --------------------------------------------------------------------------------------
+
+
+def _resolve(name: str) -> object | None:
+    import importlib
+    import warnings
+
+    module, attr = name.split(":") if ":" in name else name.rpartition(".")[::2]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            obj: object = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None  # a name from another release of the library: not constructible here
+    return obj
+
+
+def test_every_native_backed_constructible_class_has_a_validator() -> None:
+    """Enumerate the allowlist: an extension type (its state is C fields native code reads) or a listed native
+    consumer must have a validator, or an exemption saying why it needs none."""
+    import bundler.safety.validators as validators
+    from bundler.safety.validators.registry import BATCH_VALIDATORS, EXEMPT, NATIVE_CONSUMERS, VALIDATORS
+
+    validators.validate_model(None, handed=None, allow=DEFAULT_ALLOWLIST)  # registers every family
+    missing = []
+    for name in sorted(DEFAULT_ALLOWLIST.constructible):
+        obj = _resolve(name)
+        if not isinstance(obj, type):
+            continue
+        extension = not obj.__flags__ & (1 << 9)
+        if (extension or name in NATIVE_CONSUMERS) and \
+                name not in VALIDATORS and name not in BATCH_VALIDATORS and name not in EXEMPT:
+            missing.append(name)
+    assert missing == []
+    for name in NATIVE_CONSUMERS:
+        assert name in VALIDATORS or name in BATCH_VALIDATORS, name
+    for name, reason in EXEMPT.items():
+        assert len(reason) > 10, name
+
+
+class _Hostile:
+    """An object whose repr and attribute access raise: the validators must never call repr on payload objects."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr ran")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("eq ran")
+
+    __hash__ = object.__hash__
+
+
+def test_paths_never_call_repr(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    est = DecisionTreeClassifier(random_state=0).fit(X, y)
+    est.n_features_in_ = 4.0
+    problems = validate_trees({_Hostile(): [est], "h": _Hostile()})
+    assert any("model[<_Hostile>][0].n_features_in_" in p for p in problems), problems
+
+
+def test_a_validator_meeting_unreadable_state_reports_it(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    hgb = HistGradientBoostingClassifier(max_iter=2).fit(X, y)
+    hgb._predictors = [[_Hostile()]]
+    problems = validate_trees(hgb)
+    assert problems and "model._predictors[0][0]" in problems[0]
+
+
+def test_object_bound_is_enforced() -> None:
+    from bundler.safety.validators import validate_model
+
+    shared = [0]
+    assert validate_model({"x": [shared] * 1000}, handed=None, allow=DEFAULT_ALLOWLIST, max_objects=10) == []
+    problems = validate_model({"x": [[i] for i in range(20)]}, handed=None, allow=DEFAULT_ALLOWLIST, max_objects=10)
+    assert problems and "more than 10 objects" in problems[0].message

@@ -220,7 +220,7 @@ def _codecs_encode(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:
 
 
 def _atoms(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:
-    """int, float, complex, str, bool, slice, range, datetime types, Decimal: atoms only (no iterables, no objects
+    """int, float, complex, str, bool, slice, range, date, datetime, timedelta, timezone, Decimal: atoms only (no iterables, no objects
     whose conversion runs the payload's code)."""
     if len(args) > 4 or not all(_atom(a) or (ctx.is_global(a) is None and _datetime_arg(a)) for a in args):
         raise refuse(name, "arguments other than plain numbers, strings and bytes")
@@ -295,7 +295,6 @@ GUARDS: Final[dict[str, Guard]] = {
     "builtins.range": _atoms,
     "datetime.date": _atoms,
     "datetime.datetime": _atoms,
-    "datetime.time": _atoms,
     "datetime.timedelta": _atoms,
     "datetime.timezone": _atoms,
     "decimal.Decimal": _atoms,

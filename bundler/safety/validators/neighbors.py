@@ -33,11 +33,17 @@ _METRIC_KINDS = (
     "Mahalanobis", "Manhattan", "Matching", "Minkowski", "RogersTanimoto", "RussellRao", "SEuclidean",
     "SokalMichener", "SokalSneath", "PyFunc",
 )
-METRICS = tuple(f"{_METRIC_MODULE}{kind}Distance{suffix}" for kind in _METRIC_KINDS for suffix in ("", "32", "64"))
+METRICS = (*(f"{_METRIC_MODULE}{kind}Distance{suffix}" for kind in _METRIC_KINDS for suffix in ("", "32", "64")),
+           # the abstract bases: a payload may construct them, a tree must not use one (refused below)
+           f"{_METRIC_MODULE}DistanceMetric", f"{_METRIC_MODULE}DistanceMetric32", f"{_METRIC_MODULE}DistanceMetric64")
 _KD_METRICS = ("Euclidean", "Manhattan", "Chebyshev", "Minkowski")
-TREES = tuple(f"sklearn.neighbors._{mod}.{cls}{suffix}" for mod, cls in (("kd_tree", "KDTree"),
-                                                                          ("ball_tree", "BallTree"))
-              for suffix in ("", "32", "64"))
+#: KDTree/BallTree and their 32/64-bit variants; ``BinaryTree32/64`` of each module are that module's tree (the
+#: shared .pxi is compiled into both, with the module's own bounds functions).
+TREES = tuple(f"sklearn.neighbors._{mod}.{cls}{suffix}"
+              for mod, names in (("kd_tree", ("KDTree", "BinaryTree")), ("ball_tree", ("BallTree", "BinaryTree")))
+              for cls in names for suffix in ("", "32", "64") if not (cls == "BinaryTree" and suffix == ""))
+HEAPS = tuple(f"sklearn.neighbors._{mod}.{cls}" for mod in ("kd_tree", "ball_tree")
+              for cls in ("NeighborsHeap32", "NeighborsHeap64", "NodeHeap"))
 
 
 def _kind(metric: Any) -> str | None:
@@ -126,7 +132,7 @@ def binary_tree(obj: Any, node: Node, ctx: Context) -> None:
     internal = np.flatnonzero(~node_data["is_leaf"].astype(bool))
     if internal.size and int(internal.max()) * 2 + 2 >= count:
         ctx.fail(node, "internal nodes without children", "node_data")
-    is_kd = type(obj).__name__.startswith("KDTree")
+    is_kd = type(obj).__module__ == "sklearn.neighbors._kd_tree"
     want = (2, count, d) if is_kd else (1, count, d)
     array_ok(ctx, node, "node_bounds", node_bounds, ndim=3, kinds="f", shape=want, contiguous=True)
     if sample_weight is not None:
@@ -138,6 +144,12 @@ def binary_tree(obj: Any, node: Node, ctx: Context) -> None:
         ctx.fail(node, f"a KDTree cannot use the {_kind(metric)} metric", "dist_metric")
     if n and d:
         metric_matches(ctx, node, "dist_metric", metric, d)
+
+
+@validates(*HEAPS)
+def query_heap(obj: Any, node: Node, ctx: Context) -> None:
+    """Heaps are built by a tree's queries and never belong to a fitted model; a payload holding one is crafted."""
+    ctx.fail(node, f"holds a {type(obj).__name__}, a query-time buffer that no fitted model keeps")
 
 
 _NEIGHBORS = (

@@ -93,6 +93,18 @@ EXEMPT: Final[dict[str, str]] = {
     "datetime.timezone": "a plain Python value",
     "decimal.Decimal": "a plain Python value",
     "fractions.Fraction": "a plain Python value",
+    **dict.fromkeys((f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "object",
+                                                     "set", "str", "tuple")), "a plain Python value"),
+    **dict.fromkeys((f"sklearn._loss._loss.Cy{name}" for name in (
+        "AbsoluteError", "ExponentialLoss", "HalfBinomialLoss", "HalfGammaLoss", "HalfMultinomialLoss",
+        "HalfPoissonLoss", "HalfSquaredError", "HalfTweedieLoss", "HalfTweedieLossIdentity", "HuberLoss",
+        "LossFunction", "PinballLoss")),
+        "a Cython loss holds only float parameters (a Tweedie power, a quantile, a Huber delta): no arrays, no "
+        "indices; its methods loop over the arrays they are given"),
+    **dict.fromkeys((f"sklearn.linear_model._sgd_fast.{name}" for name in (
+        "Classification", "EpsilonInsensitive", "Hinge", "Huber", "Log", "ModifiedHuber", "Regression",
+        "SquaredEpsilonInsensitive", "SquaredHinge", "SquaredLoss")),
+        "an SGD loss holds only float parameters (a threshold, an epsilon): no arrays, no indices"),
 }
 
 #: Python classes whose methods pass their attributes to compiled code, and which native code reads what.
