@@ -220,8 +220,8 @@ def _codecs_encode(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:
 
 
 def _atoms(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:
-    """int, float, complex, str, bool, slice, range, date, datetime, timedelta, timezone, Decimal: atoms only (no iterables, no objects
-    whose conversion runs the payload's code)."""
+    """int, float, complex, str, bool, slice, range, date, datetime, timedelta, timezone, Decimal: atoms only (no
+    iterables, no objects whose conversion runs the payload's code)."""
     if len(args) > 4 or not all(_atom(a) or (ctx.is_global(a) is None and _datetime_arg(a)) for a in args):
         raise refuse(name, "arguments other than plain numbers, strings and bytes")
     if name == "decimal.Decimal" and any(type(a) is str and len(a) > 1000 for a in args):
