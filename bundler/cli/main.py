@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from bundler._version import __version__
-from bundler.errors import EXIT_INTERNAL, EXIT_USAGE, BundleError, UsageError
+from bundler.errors import EXIT_INTERNAL, EXIT_USAGE, BundleError, UnsafeContent, UsageError
 
 PROG = "bundler"
 
@@ -89,8 +89,17 @@ def _print_report(report: Any, args: argparse.Namespace, success: str) -> int:
     width = max(len(p.kind) for p in report.problems)
     for p in report.problems:
         _err(f"{p.kind.upper():<{width}}  {p.message}")
+    _trust_hint([p.package for p in report.problems if p.kind == "unsafe" and p.package])
     _err(f"refused: {len(report.problems)} problem(s) found (exit {report.exit_code})")
     return int(report.exit_code)
+
+
+def _trust_hint(names: Sequence[str]) -> None:
+    """How a user who trusts the bundle's origin would accept refused globals (never for crafted state)."""
+    trustable = sorted({n for n in names if not n.startswith(("<", "model"))})
+    if trustable:
+        flags = " ".join(f"--trust {n}" for n in trustable)
+        _err(f"hint: only if you trust where this came from: {flags} (or sign bundles and load with the key)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -345,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "problems": exc.problems}, indent=2, sort_keys=True))
         for line in exc.problems:
             _err(f"error: {line}")
+        if isinstance(exc, UnsafeContent):
+            _trust_hint(exc.offending)
         return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted; nothing was left half-written")
