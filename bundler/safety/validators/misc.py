@@ -28,6 +28,10 @@ def generic_sklearn(obj: Any, node: Node, ctx: Context) -> None:
     n_jobs = d.get("n_jobs")
     if n_jobs is not None and (not is_int(n_jobs) or int(n_jobs) == 0 or abs(int(n_jobs)) > MAX_WORKERS):
         ctx.fail(node, f"must be None or a non-zero integer within +-{MAX_WORKERS}", "n_jobs")
+    if "classes_" in d:
+        from bundler.safety.validators.sizes import class_counts
+
+        class_counts(obj, node, ctx)
 
 
 @validates("scipy.interpolate._bsplines.BSpline")
@@ -130,15 +134,32 @@ def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
             ctx.fail(node, f"has {len(n_support)} counts for {len(classes)} classes", "_n_support")
         if int(n_support.sum()) != n_sv or (n_support < 0).any():
             ctx.fail(node, f"counts do not add up to the {n_sv} support vectors", "_n_support")
+    elif n_support.shape != (2,) or (n_support < 0).any() or (n_support > n_sv).any():
+        ctx.fail(node, f"must be two counts within the {n_sv} support vectors", "_n_support")
     pairs = n_class * (n_class - 1) // 2
     coef = d.get("_dual_coef_")
-    array_ok(ctx, node, "_dual_coef_", coef, ndim=2, kinds="f", shape=(max(n_class - 1, 1), n_sv))
+    rows = max(n_class - 1, 1)
+    if sparse:
+        data = getattr(coef, "data", None)
+        if getattr(coef, "shape", None) != (rows, n_sv) or not isinstance(data, np.ndarray) or \
+                data.shape != (rows * n_sv,):
+            ctx.fail(node, f"must be a sparse ({rows}, {n_sv}) matrix with every coefficient stored", "_dual_coef_")
+    else:
+        array_ok(ctx, node, "_dual_coef_", coef, ndim=2, kinds="f", shape=(rows, n_sv), contiguous=True)
     intercept = d.get("_intercept_")
     array_ok(ctx, node, "_intercept_", intercept, ndim=1, kinds="f", shape=(max(pairs, 1),))
+    probability = d.get("_effective_probability", d.get("probability", False))
+    if probability not in (True, False):
+        ctx.fail(node, "must be a bool", "_effective_probability")
+        probability = True
     for attr in ("_probA", "_probB"):
         arr = d.get(attr)
-        if array_ok(ctx, node, attr, arr, ndim=1, kinds="f") and arr.size not in (0, max(pairs, 1)):
-            ctx.fail(node, f"must be empty or have {max(pairs, 1)} entries", attr)
+        want = (max(pairs, 1),) if probability and classifier else None
+        if array_ok(ctx, node, attr, arr, ndim=1, kinds="f") and \
+                (arr.shape != want if want is not None else arr.size not in (0, max(pairs, 1))):
+            ctx.fail(node, f"must have {max(pairs, 1)} entries when probabilities are computed", attr)
+    if probability and not classifier:
+        ctx.fail(node, "probability estimates exist only for classifiers", "_effective_probability")
     support = d.get("support_")
     shape_fit = d.get("shape_fit_")
     if array_ok(ctx, node, "support_", support, ndim=1, kinds="i", shape=(n_sv,)) and \
@@ -151,7 +172,6 @@ def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
     if weights is not None and array_ok(ctx, node, "class_weight_", weights, ndim=1, kinds="f") and \
             classifier and weights.size not in (0, n_class):
         ctx.fail(node, f"must have one weight per class ({n_class})", "class_weight_")
-    del np
 
 
 @validates(

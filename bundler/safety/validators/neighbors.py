@@ -184,6 +184,9 @@ def neighbors_estimator(obj: Any, node: Node, ctx: Context) -> None:
     if shape is None or len(shape) != 2 or shape[1] != n_features:
         ctx.fail(node, f"has shape {shape}, not {n_features} columns", "_fit_X")
         return
+    if shape[0] < 1:
+        ctx.fail(node, "must hold at least one fitted row (the reductions divide by it)", "_fit_X")
+        return
     n_samples = int_attr(obj, "n_samples_fit_", node, ctx, required=True)
     if n_samples is not None and n_samples != shape[0]:
         ctx.fail(node, f"is {n_samples} but _fit_X has {shape[0]} rows", "n_samples_fit_")

@@ -224,6 +224,9 @@ def _feature_subsets(ctx: Context, node: Node, obj: Any, subs: list[Any], n_feat
 
 @validates("sklearn.ensemble._iforest.IsolationForest")
 def isolation_forest(obj: Any, node: Node, ctx: Context) -> None:
+    from bundler.safety.validators.sizes import isolation_forest_sizes
+
+    isolation_forest_sizes(obj, node, ctx)
     subs = _sub_estimators(ctx, node, obj, "estimators_")
     if subs is None:
         return
