@@ -58,8 +58,13 @@ def _atom(v: Any) -> bool:
     return type(v) in _ATOMS
 
 
+#: Largest dimension a shape may name (sizes are multiplied: a dimension of millions of digits would make the
+#: multiplication itself the attack).
+MAX_DIMENSION: Final = 1 << 62
+
+
 def _ints(v: Any) -> bool:
-    return type(v) is tuple and all(type(d) is int and d >= 0 for d in v)
+    return type(v) is tuple and len(v) <= 64 and all(type(d) is int and 0 <= d < MAX_DIMENSION for d in v)
 
 
 def _count(shape: tuple[int, ...]) -> int:

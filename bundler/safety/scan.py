@@ -354,8 +354,10 @@ class SymbolicBackend:
         if type(shape) is not tuple:
             raise malformed("joblib array wrapper without a shape tuple")
         count = 1
+        if len(shape) > 64:
+            raise malformed("joblib array shape has more than 64 dimensions")
         for d in shape:
-            if type(d) is not int or d < 0:
+            if type(d) is not int or not 0 <= d < 1 << 62:
                 raise malformed("joblib array shape is not a tuple of non-negative ints")
             count *= d
         if type(dtype) is not _Obj or dtype.kind != "dtype":

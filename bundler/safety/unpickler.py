@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 from bundler.errors import BundleError, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.safety.allowlist import Allowlist
 from bundler.safety.dtypes import dtype_state_problem
-from bundler.safety.guards import CallContext, guard_for
+from bundler.safety.guards import MAX_DIMENSION, CallContext, guard_for
 from bundler.safety.limits import DEFAULT_LIMITS, Budget, BudgetExceeded, Limits
 from bundler.safety.machine import Machine
 from bundler.safety.names import (
@@ -321,8 +321,8 @@ class ConcreteBackend:
         src = m.src
         dtype = w.__dict__.get("dtype")
         shape = w.__dict__.get("shape")
-        if not isinstance(dtype, np.dtype) or type(shape) is not tuple or \
-                not all(type(d) is int and d >= 0 for d in shape):
+        if not isinstance(dtype, np.dtype) or type(shape) is not tuple or len(shape) > 64 or \
+                not all(type(d) is int and 0 <= d < MAX_DIMENSION for d in shape):
             raise malformed("joblib array wrapper without a valid dtype and shape")
         subclass = w.__dict__.get("subclass", np.ndarray)
         if subclass is not np.ndarray and subclass is not getattr(np, "memmap", None):
