@@ -72,6 +72,25 @@ def test_hostile_arguments_refused_before_the_call(data: bytes, name: str) -> No
     assert err.value.exit_code == 5
 
 
+def _nested_tuples(levels: int) -> bytes:
+    """t(i+1) = (t(i), t(i)) built from the memo: 2**levels values to hash, a few bytes per level."""
+    body = b"N\x940"
+    for i in range(levels):
+        body += b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86\x940"
+    return body + b"h" + bytes([levels])
+
+
+@pytest.mark.parametrize("callee", ["set", "frozenset"])
+def test_a_container_of_exponential_keys_is_refused_before_hashing(callee: str) -> None:
+    import time
+
+    data = b"\x80\x04" + g("builtins", callee) + b"]" + _nested_tuples(60) + b"a\x85R."
+    start = time.process_time()
+    with pytest.raises(UnsafeContent, match="exponential"):
+        load(data)
+    assert time.process_time() - start < 5  # hashing it would take 2**60 steps
+
+
 def test_the_budget_scales_with_the_payload_and_refuses_before_allocating() -> None:
     small = call(g("numpy._core.multiarray", "_reconstruct"), g("numpy", "ndarray"), i8(1000) + b"\x85", b"C\x01b")
     arr = load(small)

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from bundler.errors import UnsafeContent
 from bundler.safety.limits import Budget, BudgetExceeded
+from bundler.safety.machine import MAX_HASH_WEIGHT
 
 __all__ = ["GUARDS", "CallContext", "guard_for", "refuse"]
 
@@ -34,6 +35,7 @@ class CallContext:
     np: Any
     is_global: Callable[[Any], str | None]
     may_call: Callable[[Any], bool]
+    hash_weight: Callable[[Any], int] = lambda value: 1  # the machine's: how many values hashing it visits
 
 
 Guard = Callable[[CallContext, str, tuple[Any, ...]], None]
@@ -265,6 +267,18 @@ def _container(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:
         return
     if len(args) != 1 or type(args[0]) not in concrete:
         raise refuse(name, "an argument that is not an already built container")
+    if name in _HASHING:  # the items become keys: refuse before hashing what would take exponential time
+        items = args[0]
+        keys = items.keys() if type(items) is dict else \
+            [p[0] if name in _PAIRS and type(p) is tuple and p else p for p in items]
+        if any(ctx.hash_weight(k) > MAX_HASH_WEIGHT for k in keys):
+            raise UnsafeContent(f"{name} would hash a nested tuple that visits more than {MAX_HASH_WEIGHT} values "
+                                "(exponential-time hashing): never allowed", offending=[name])
+
+
+_HASHING: Final = frozenset({"builtins.set", "builtins.frozenset", "builtins.dict", "collections.OrderedDict",
+                             "collections.Counter"})
+_PAIRS: Final = frozenset({"builtins.dict", "collections.OrderedDict"})
 
 
 def _partial(ctx: CallContext, name: str, args: tuple[Any, ...]) -> None:

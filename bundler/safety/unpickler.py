@@ -204,11 +204,12 @@ class ConcreteBackend:
             raise _refuse_name(label, how)
         return name
 
-    def _guard(self, name: str, label_callee: Any, args: Any) -> None:
+    def _guard(self, m: Machine, name: str, label_callee: Any, args: Any) -> None:
         if type(args) is not tuple:
             raise malformed(f"{name}: call arguments are not a tuple")
         if not args:
             return
+        self.ctx.hash_weight = m.hash_weight
         guard = None
         for alias in sorted(self._names(self.is_global(label_callee) or name)):
             guard = guard_for(alias)
@@ -250,7 +251,7 @@ class ConcreteBackend:
                     raise _refuse_name(label, f"is instantiated through {name} while loading")
                 if WRAPPER in self._names(label) and not (i == 0 and name in _WRAPPER_FORWARDERS):
                     raise malformed(f"joblib NumpyArrayWrapper built by {name}, which joblib never writes")
-        self._guard(name, callee, args)
+        self._guard(m, name, callee, args)
         result = callee(*args)
         if callee is self.np.dtype:
             self.dtype_args[id(result)] = (args, result)
@@ -263,7 +264,7 @@ class ConcreteBackend:
         if kwargs is not None and (type(kwargs) is not dict or kwargs):
             raise UnsafeContent(f"{name} is instantiated with keyword arguments, which no allowlisted payload "
                                 "does", offending=[name])
-        self._guard(name, cls, args)
+        self._guard(m, name, cls, args)
         return cls.__new__(cls, *args)
 
     # -- BUILD -----------------------------------------------------------------------------------------------------
