@@ -57,9 +57,9 @@ def test_placements_name_real_slots(name: str) -> None:
     slots, reason = PLACEMENTS[name]
     assert len(reason) > 20 and slots
     assert name not in REFERABLE
-    for owner, attr in slots:
-        assert owner in DEFAULT_ALLOWLIST.constructible, owner
-        assert attr.isidentifier()
+    # the slot's class may exist only in other releases (scikit-learn renamed its scorers); one must exist here
+    assert any(owner in DEFAULT_ALLOWLIST.constructible for owner, _ in slots), slots
+    assert all(attr.isidentifier() for _, attr in slots)
 
 
 _HOSTILE_CALLS = r"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsInt, TypeGuard
 
 from bundler.safety.validators.walker import Context, Node
 
@@ -11,7 +11,7 @@ __all__ = ["array_ok", "as_index", "estimator_owner", "int_attr", "is_int", "n_f
 MAX_DIM = 1 << 31
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[SupportsInt]:
     """An exact integer (Python or numpy), never a float such as ``4.0`` that scikit-learn's input check accepts."""
     import numpy as np
 

@@ -28,6 +28,9 @@ def generic_sklearn(obj: Any, node: Node, ctx: Context) -> None:
     n_jobs = d.get("n_jobs")
     if n_jobs is not None and (not is_int(n_jobs) or int(n_jobs) == 0 or abs(int(n_jobs)) > MAX_WORKERS):
         ctx.fail(node, f"must be None or a non-zero integer within +-{MAX_WORKERS}", "n_jobs")
+    verbose = d.get("verbose")
+    if verbose is not None and (not (is_int(verbose) or type(verbose) is bool) or not 0 <= int(verbose) <= 1000):
+        ctx.fail(node, "must be an integer in [0, 1000]", "verbose")
     if "classes_" in d:
         from bundler.safety.validators.sizes import class_counts
 

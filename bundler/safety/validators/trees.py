@@ -200,6 +200,10 @@ def forest(obj: Any, node: Node, ctx: Context) -> None:
             ctx.fail(node, f"holds a {qualname(sub)}, not a tree", f"estimators_[{i}]")
             continue
         _expect_features(ctx, node, sub, f"estimators_[{i}].n_features_in_", n_features)
+    count = obj.__dict__.get("n_estimators")
+    if not is_int(count) or int(count) != len(subs):
+        ctx.fail(node, f"is {shown(count)} but the forest holds {len(subs)} trees (it sizes every prediction's jobs)",
+                 "n_estimators")
 
 
 def _feature_subsets(ctx: Context, node: Node, obj: Any, subs: list[Any], n_features: int, *,

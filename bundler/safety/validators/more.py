@@ -1,0 +1,173 @@
+"""Validators found by fuzzing the fitted state of every estimator of the sweep: each guards one native read, one
+division, one loop bound or one allocation that prediction code takes from the model's state without checking.
+
+* numpy bit generators and RandomState: ``pos`` (MT19937) and ``buffer_pos`` (Philox) index their key and buffer
+  arrays when drawing, unchecked (a model's ``random_state`` is drawn from at predict time by DummyClassifier).
+* FeatureHasher/HashingVectorizer: ``n_features`` is a modulus in the hashing loop (0 is a division by zero).
+* The text vectorizers: ``ngram_range`` bounds a loop per document (a huge negative start loops for hours).
+* OneHotEncoder: ``_n_features_outs`` sizes the output matrix its column indices go into; recomputed here with
+  the encoder's own method from ``categories_`` and the drop/infrequent bookkeeping.
+* FeatureAgglomeration: ``labels_`` index the pooled features in ``inverse_transform``.
+* Random projections: ``components_`` must have ``n_features_in_`` columns (a sparse one is validated as sparse).
+* Forests: ``n_estimators`` sizes the job partition of every prediction; it must be the number of trees held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bundler.safety.validators.common import array_ok, as_index, int_attr, is_int, n_features_of, shown
+from bundler.safety.validators.registry import validates
+from bundler.safety.validators.walker import Context, Node
+
+__all__: list[str] = []
+
+_BITGEN = "numpy.random._{}.{}"
+
+
+def _state_of(obj: Any) -> dict[str, Any]:
+    state = obj.state
+    if not isinstance(state, dict):
+        raise TypeError("bit generator state is not a dict")
+    return state
+
+
+@validates("numpy.random._mt19937.MT19937")
+def mt19937(obj: Any, node: Node, ctx: Context) -> None:
+    inner = _state_of(obj).get("state", {})
+    key, pos = inner.get("key"), inner.get("pos")
+    if not array_ok(ctx, node, "state.key", key, ndim=1, kinds="u", shape=(624,)):
+        return
+    if not is_int(pos) or not 0 <= int(pos) <= 624:
+        ctx.fail(node, f"position {shown(pos)} outside the 624-word key", "state.pos")
+
+
+@validates("numpy.random._philox.Philox")
+def philox(obj: Any, node: Node, ctx: Context) -> None:
+    state = _state_of(obj)
+    inner = state.get("state", {})
+    array_ok(ctx, node, "state.counter", inner.get("counter"), ndim=1, kinds="u", shape=(4,))
+    array_ok(ctx, node, "state.key", inner.get("key"), ndim=1, kinds="u", shape=(2,))
+    buffer, pos = state.get("buffer"), state.get("buffer_pos")
+    array_ok(ctx, node, "buffer", buffer, ndim=1, kinds="u", shape=(4,))
+    if not is_int(pos) or not 0 <= int(pos) <= 4:
+        ctx.fail(node, f"buffer position {shown(pos)} outside the 4-word buffer", "buffer_pos")
+
+
+@validates("numpy.random._sfc64.SFC64")
+def sfc64(obj: Any, node: Node, ctx: Context) -> None:
+    array_ok(ctx, node, "state.state", _state_of(obj).get("state", {}).get("state"), ndim=1, kinds="u", shape=(4,))
+
+
+@validates("numpy.random._pcg64.PCG64", "numpy.random._pcg64.PCG64DXSM")
+def pcg64(obj: Any, node: Node, ctx: Context) -> None:
+    inner = _state_of(obj).get("state", {})
+    if not is_int(inner.get("state")) or not is_int(inner.get("inc")):
+        ctx.fail(node, "state and increment must be integers", "state")
+
+
+@validates("numpy.random.mtrand.RandomState", holds_children=True)
+def random_state(obj: Any, node: Node, ctx: Context) -> None:
+    """A RandomState draws from its MT19937 at ``pos``: the same check, through ``get_state``."""
+    name, key, pos = obj.get_state()[:3]
+    if name != "MT19937":
+        ctx.fail(node, f"unknown bit generator {shown(name)}")
+        return
+    if not array_ok(ctx, node, "key", key, ndim=1, kinds="u", shape=(624,)):
+        return
+    if not is_int(pos) or not 0 <= int(pos) <= 624:
+        ctx.fail(node, f"position {shown(pos)} outside the 624-word key", "pos")
+
+
+@validates("numpy.random._generator.Generator", holds_children=True)
+def generator(obj: Any, node: Node, ctx: Context) -> None:
+    ctx.enqueue(node.child(obj.bit_generator, ".bit_generator"))
+
+
+@validates("sklearn.feature_extraction._hash.FeatureHasher", "sklearn.feature_extraction.text.HashingVectorizer")
+def hasher(obj: Any, node: Node, ctx: Context) -> None:
+    int_attr(obj, "n_features", node, ctx, low=1, high=1 << 31, required=True)
+    if obj.__dict__.get("alternate_sign") not in (True, False):
+        ctx.fail(node, "must be a bool", "alternate_sign")
+    _ngrams(obj, node, ctx)
+
+
+@validates("sklearn.feature_extraction.text.CountVectorizer", "sklearn.feature_extraction.text.TfidfVectorizer")
+def vectorizer(obj: Any, node: Node, ctx: Context) -> None:
+    _ngrams(obj, node, ctx)
+
+
+def _ngrams(obj: Any, node: Node, ctx: Context) -> None:
+    rng = obj.__dict__.get("ngram_range")
+    if rng is None:
+        return
+    if type(rng) not in (tuple, list) or len(rng) != 2 or not all(is_int(v) for v in rng) or \
+            not 1 <= int(rng[0]) <= int(rng[1]) <= 64:
+        ctx.fail(node, "must be (min_n, max_n) with 1 <= min_n <= max_n <= 64", "ngram_range")
+
+
+@validates("sklearn.preprocessing._encoders.OneHotEncoder")
+def one_hot_encoder(obj: Any, node: Node, ctx: Context) -> None:
+    """The CSR output's width is ``sum(_n_features_outs)`` and its column indices are category codes offset by
+    the widths before them: a width smaller than the categories it holds writes outside the matrix."""
+    d = obj.__dict__
+    categories = d.get("categories_")
+    if categories is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    if type(categories) is not list or (n_features is not None and len(categories) != n_features):
+        ctx.fail(node, "must be a list with one array of categories per input feature", "categories_")
+        return
+    for i, cats in enumerate(categories):
+        array_ok(ctx, node, f"categories_[{i}]", cats, ndim=1)
+    drop = d.get("drop_idx_")
+    if drop is not None:
+        if not array_ok(ctx, node, "drop_idx_", drop, ndim=1, shape=(len(categories),)):
+            return
+        for i, (cats, idx) in enumerate(zip(categories, drop, strict=True)):
+            if idx is not None and (not is_int(idx) or not 0 <= int(idx) < len(cats)):
+                ctx.fail(node, f"drops category {shown(idx)} of {len(cats)}", f"drop_idx_[{i}]")
+                return
+    infrequent = d.get("_infrequent_indices")
+    if infrequent is not None:
+        if type(infrequent) is not list or len(infrequent) != len(categories):
+            ctx.fail(node, "must hold one entry per input feature", "_infrequent_indices")
+            return
+        for i, (cats, idx) in enumerate(zip(categories, infrequent, strict=True)):
+            if idx is not None and not (array_ok(ctx, node, f"_infrequent_indices[{i}]", idx, ndim=1, kinds="iu")
+                                        and as_index(ctx, node, f"_infrequent_indices[{i}]", idx, len(cats))):
+                return
+    outs = d.get("_n_features_outs")
+    if outs is None:
+        return
+    try:
+        expected = [int(v) for v in obj._compute_n_features_outs()]
+    except Exception as exc:  # the encoder's own bookkeeping does not add up: crafted
+        ctx.fail(node, f"its category bookkeeping is inconsistent ({type(exc).__name__})", "_n_features_outs")
+        return
+    if type(outs) not in (list, tuple) or [int(v) if is_int(v) else -1 for v in outs] != expected:
+        ctx.fail(node, f"does not match the {expected} output columns its categories make", "_n_features_outs")
+
+
+@validates("sklearn.cluster._agglomerative.FeatureAgglomeration")
+def feature_agglomeration(obj: Any, node: Node, ctx: Context) -> None:
+    labels = obj.__dict__.get("labels_")
+    if labels is None:
+        return
+    n_clusters = int_attr(obj, "n_clusters_", node, ctx, low=1, required=True)
+    n_features = n_features_of(obj, node, ctx)
+    if n_clusters is not None and array_ok(ctx, node, "labels_", labels, ndim=1, kinds="iu",
+                                           shape=(n_features,) if n_features is not None else None):
+        as_index(ctx, node, "labels_", labels, n_clusters)
+
+
+@validates("sklearn.random_projection.GaussianRandomProjection", "sklearn.random_projection.SparseRandomProjection")
+def random_projection(obj: Any, node: Node, ctx: Context) -> None:
+    components = obj.__dict__.get("components_")
+    if components is None:
+        return
+    n_features = n_features_of(obj, node, ctx)
+    n_components = int_attr(obj, "n_components_", node, ctx, low=1, required=True)
+    if getattr(components, "shape", None) != (n_components, n_features):
+        ctx.fail(node, f"has shape {getattr(components, 'shape', None)}, expected ({n_components}, {n_features})",
+                 "components_")
