@@ -103,8 +103,43 @@ EXEMPT: Final[dict[str, str]] = {
 #: Python classes whose methods pass their attributes to compiled code, and which native code reads what.
 NATIVE_CONSUMERS: Final[dict[str, str]] = {
     "scipy.interpolate._bsplines.BSpline": "evaluate_spline (Cython) indexes c and t with k",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "the predictor loops (Cython) follow "
-                                                                      "nodes and bitsets",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper": "known-category bitsets are written from "
-                                                                   "its bin thresholds (Cython)",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "the predictor loops (Cython) follow nodes "
+                                                                      "and bitsets",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper": "known-category bitsets are written from its bin "
+                                                                   "thresholds (Cython)",
+    **dict.fromkeys((f"sklearn.svm._classes.{c}" for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")),
+                    "libsvm's set_model copies counts, coefficients and probability pairs by the sizes it is told"),
+    **dict.fromkeys((f"sklearn.cluster._kmeans.{c}" for c in ("KMeans", "MiniBatchKMeans")),
+                    "the Lloyd/Elkan kernels (Cython, OpenMP) read the centers with the input's width"),
+    "sklearn.cluster._bisect_k_means.BisectingKMeans": "the k-means kernels read every node's centers",
+    **dict.fromkeys((f"sklearn.neighbors.{m}.{c}" for m, c in (
+        ("_classification", "KNeighborsClassifier"), ("_classification", "RadiusNeighborsClassifier"),
+        ("_regression", "KNeighborsRegressor"), ("_regression", "RadiusNeighborsRegressor"),
+        ("_unsupervised", "NearestNeighbors"), ("_graph", "KNeighborsTransformer"),
+        ("_graph", "RadiusNeighborsTransformer"), ("_lof", "LocalOutlierFactor"))),
+        "the pairwise reductions (Cython) read _fit_X with the query's width and scatter _y into class buffers"),
+    "sklearn.neighbors._kde.KernelDensity": "kernel_density (Cython) walks its tree and sample weights",
+    **dict.fromkeys((f"sklearn.tree._classes.{c}" for c in (
+        "DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor")),
+        "ensembles call the tree's Cython predict with check_input=False: n_features_in_ bounds X[:, feature]"),
+    **dict.fromkeys((f"sklearn.ensemble._forest.{c}" for c in (
+        "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+        "RandomTreesEmbedding")), "calls its trees' Cython predict with check_input=False"),
+    "sklearn.ensemble._iforest.IsolationForest": "calls its trees' apply/decision_path with check_input=False",
+    **dict.fromkeys((f"sklearn.ensemble._gb.{c}" for c in ("GradientBoostingClassifier", "GradientBoostingRegressor")),
+                    "predict_stages (Cython) walks estimators_ and writes one output column per tree of a stage"),
+    **dict.fromkeys((f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{c}" for c in (
+        "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")),
+        "hands its predictors, bin mapper and feature count to the Cython predictor"),
+    "sklearn.feature_extraction._hash.FeatureHasher": "_hashing_transform (Cython) takes n_features as a modulus",
+    "sklearn.feature_extraction.text.HashingVectorizer": "_hashing_transform (Cython) takes n_features as a modulus",
+    "sklearn.preprocessing._encoders.OneHotEncoder": "builds a CSR output from its widths, which scipy's C++ "
+                                                     "kernels then index",
+    "sklearn.preprocessing._polynomial.PolynomialFeatures": "_csr_polynomial_expansion (Cython) and the dense loop "
+                                                            "run to _max_degree over _n_out_full columns",
+    "sklearn.preprocessing._polynomial.SplineTransformer": "evaluates its BSplines into n_features_out_ columns",
+    "sklearn.kernel_approximation.PolynomialCountSketch": "allocates degree x n_components per sample, scatters "
+                                                          "by indexHash_",
+    "sklearn.decomposition._nmf.NMF": "the coordinate-descent update (Cython) runs over _n_components",
+    "sklearn.decomposition._nmf.MiniBatchNMF": "the coordinate-descent update (Cython) runs over _n_components",
 }
