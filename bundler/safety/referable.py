@@ -9,7 +9,9 @@ types, broadcasting and casting in C before any loop runs), a numpy scalar type,
 has a private component in its public identity: scikit-learn functions are pickled under their private module path
 (``sklearn.metrics._classification.f1_score``), and each is listed only because the very same object is exported
 publicly (``sklearn.metrics.f1_score``); ``tests/test_referable.py`` checks that, and calls every entry with
-hostile arguments in a subprocess, requiring a Python exception or a result, never a signal.
+hostile arguments in a subprocess, requiring a Python exception or a result, never a signal. The generic
+dispatchers (``pairwise_distances``, ``pairwise_kernels`` and friends) are not listed: they hand a metric's keyword
+arguments (a Mahalanobis ``VI`` of any shape) to scipy's C distance code, which trusts them.
 
 ``PLACEMENTS`` are private functions that scikit-learn or scipy store in a fitted object and only call with
 arguments they compute themselves; each may be held at exactly the attribute listed (checked after loading by
@@ -88,12 +90,9 @@ REFERABLE: Final[dict[str, str]] = {
         'sklearn.metrics.pairwise.cosine_similarity', 'sklearn.metrics.pairwise.euclidean_distances',
         'sklearn.metrics.pairwise.haversine_distances', 'sklearn.metrics.pairwise.laplacian_kernel',
         'sklearn.metrics.pairwise.linear_kernel', 'sklearn.metrics.pairwise.manhattan_distances',
-        'sklearn.metrics.pairwise.nan_euclidean_distances', 'sklearn.metrics.pairwise.pairwise_distances',
-        'sklearn.metrics.pairwise.pairwise_distances_argmin',
-        'sklearn.metrics.pairwise.pairwise_distances_argmin_min',
-        'sklearn.metrics.pairwise.pairwise_distances_chunked', 'sklearn.metrics.pairwise.pairwise_kernels',
-        'sklearn.metrics.pairwise.polynomial_kernel', 'sklearn.metrics.pairwise.rbf_kernel',
-        'sklearn.metrics.pairwise.sigmoid_kernel', 'sklearn.utils.validation.check_array',
+        'sklearn.metrics.pairwise.nan_euclidean_distances', 'sklearn.metrics.pairwise.polynomial_kernel',
+        'sklearn.metrics.pairwise.rbf_kernel', 'sklearn.metrics.pairwise.sigmoid_kernel',
+        'sklearn.utils.validation.check_array',
     ), _SKLEARN),
     # builtin types held as values (defaultdict factories, dtype parameters)
     **dict.fromkeys((

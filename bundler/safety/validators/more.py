@@ -171,3 +171,33 @@ def random_projection(obj: Any, node: Node, ctx: Context) -> None:
     if getattr(components, "shape", None) != (n_components, n_features):
         ctx.fail(node, f"has shape {getattr(components, 'shape', None)}, expected ({n_components}, {n_features})",
                  "components_")
+
+
+_SCORERS = tuple(f"sklearn.metrics._scorer.{c}" for c in (
+    "_Scorer", "_BaseScorer", "_PredictScorer", "_ProbaScorer", "_ThresholdScorer", "_CurveScorer"))
+#: Keyword arguments a metric may receive from its scorer: plain settings (``average="macro"``, ``pos_label=1``,
+#: ``beta=2``...). A metric's array-valued or dispatching keywords (a Mahalanobis ``VI``, a ``metric`` handing
+#: arrays to scipy's C distances, ``labels`` with millions of entries sizing a square matrix) come only from data.
+_SCORER_KWARG_REFUSED = frozenset({"metric", "metric_kwargs", "VI", "V", "w", "n_jobs", "sample_weight"})
+_MAX_KWARG_ITEMS = 1000
+
+
+@validates(*_SCORERS)
+def scorer(obj: Any, node: Node, ctx: Context) -> None:
+    """``score()`` calls ``_score_func(y, y_pred, **_kwargs)``: the keywords are the payload's."""
+    kwargs = obj.__dict__.get("_kwargs")
+    if kwargs is None:
+        return
+    if type(kwargs) is not dict:
+        ctx.fail(node, "must be a dict", "_kwargs")
+        return
+    atoms = (str, int, float, bool, type(None))
+    for key, value in kwargs.items():
+        if type(key) is not str or key in _SCORER_KWARG_REFUSED:
+            ctx.fail(node, f"passes {shown(key)} to its metric, which no scorer of a fitted model does", "_kwargs")
+            continue
+        if type(value) in atoms:
+            continue
+        if type(value) in (list, tuple) and len(value) <= _MAX_KWARG_ITEMS and all(type(v) in atoms for v in value):
+            continue
+        ctx.fail(node, f"passes a {type(value).__name__} as {key!r} to its metric (plain settings only)", "_kwargs")
