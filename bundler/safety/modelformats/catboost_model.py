@@ -27,6 +27,7 @@ Lossguide), and text, embedding or estimated features.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from typing import Any, Final
@@ -88,7 +89,7 @@ class _Buffer:
         return _Table(self, fields, path)
 
     def deref(self, pos: int, path: str) -> int:
-        return pos + self._at("<I", pos, path)
+        return pos + int(self._at("<I", pos, path))
 
     def vector(self, pos: int, path: str, item: str) -> list[Any]:
         start = self.deref(pos, path)
@@ -175,7 +176,7 @@ def check_model(data: bytes) -> None:
 
 def _trees(t: _Table) -> None:
     for name, what in _REFUSED.items():
-        if name in t.fields and t.vector(name, "I" if name != "NonSymmetricStepNodes" else "I"):
+        if name in t.fields and t.vector(name, "I"):  # 4-byte items: offsets, uint32, 2 x uint16
             raise FormatError(t.where(name), f"{what} are not accepted")
     dim = t.scalar("ApproxDimension", "<i", 0)
     if not 1 <= dim < 1 << 16:
@@ -186,7 +187,7 @@ def _trees(t: _Table) -> None:
     for i, f in enumerate(floats):
         _feature_index(f, i, flat)
         borders = f.vector("Borders", "f")
-        if not all(math.isfinite(b) for b in borders) or any(b <= a for a, b in zip(borders, borders[1:])):
+        if not all(math.isfinite(b) for b in borders) or any(b <= a for a, b in itertools.pairwise(borders)):
             raise FormatError(f.where("Borders"), "must be finite and strictly increasing")
         if f.scalar("HasNans", "<B", 0) > 1 or f.scalar("NanValueTreatment", "<b", 0) not in (0, 1, 2):
             raise FormatError(f.where("NanValueTreatment"), "unknown NaN treatment")

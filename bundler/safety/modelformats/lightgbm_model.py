@@ -20,6 +20,7 @@ missing-type bits, categorical splits index ``cat_boundaries`` (``num_cat + 1`` 
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -181,9 +182,7 @@ def _tree(block: str, index: int, n_features: int) -> str:
     for key in _TREE_KEYS[2:]:
         if key in arrays:
             out.append(f"{key}={' '.join(arrays[key])}")
-        elif key in ("cat_boundaries", "cat_threshold") and n_cat:
-            out.append(f"{key}={kv[key]}")
-        elif key in ("is_linear", "shrinkage"):
+        elif (key in ("cat_boundaries", "cat_threshold") and n_cat) or key in ("is_linear", "shrinkage"):
             out.append(f"{key}={kv[key]}")
     return "\n".join(out) + "\n"
 
@@ -234,7 +233,7 @@ def _structure(a: dict[str, list[str]], path: str, n_leaves: int, n_features: in
     bounds = [int(v) for v in _tokens(kv.get("cat_boundaries", ""), _INT, f"{path}.cat_boundaries")]
     words = _tokens(kv.get("cat_threshold", ""), _INT, f"{path}.cat_threshold")
     if len(bounds) != n_cat + 1 or bounds[0] != 0 or bounds[-1] != len(words) or \
-            any(b < a_ for a_, b in zip(bounds, bounds[1:])):
+            any(b < a_ for a_, b in itertools.pairwise(bounds)):
         raise FormatError(f"{path}.cat_boundaries", f"must rise from 0 to {len(words)} in {n_cat + 1} entries")
     if any(not 0 <= int(w) < 1 << 32 for w in words):
         raise FormatError(f"{path}.cat_threshold", "bitset words must be 32-bit unsigned")
