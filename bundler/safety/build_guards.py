@@ -32,7 +32,7 @@ BuildGuard = Callable[[Any], Any]
 
 def _refuse(cls: str, attr: str, message: str) -> UnsafeContent:
     return UnsafeContent(f"{cls}.{attr}: {message}: not a model its library writes (crafted state); refused before "
-                         "its native parser ran", offending=[f"{cls}.{attr}"])
+                         "its native parser ran", offending=[f"<crafted state: {cls}.{attr}>"])
 
 
 def _state_dict(cls: str, state: Any) -> dict[str, Any]:
