@@ -153,56 +153,97 @@ def test_unknown_profile_is_a_usage_error(bundles: dict[tuple[str, str], Path]) 
         bundler.load(bundles[("xgboost", "plain")], trust_profiles=["sklearn"])
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-    assert proc.returncode >= 0, f"bundler {args[0]} died by signal {-proc.returncode}"
-    return proc
+#: Runs ``bundler.cli.main`` for each argument list given on stdin (JSON), in one child process: the exit code and
+#: stderr of each command, as JSON lines. The child importing the libraries once keeps these tests fast; a child
+#: dying by a signal fails the test.
+_CLI_CHILD = """
+import contextlib, io, json, os, sys
+from bundler.cli import main
+for cwd, argv in json.load(sys.stdin):
+    os.chdir(cwd)
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = main(argv)
+    print(json.dumps({"rc": rc, "stderr": err.getvalue(), "stdout": out.getvalue()}), flush=True)
+"""
+
+
+def _cli_child(commands: list[tuple[Path, list[str]]]) -> list[dict[str, Any]]:
+    """Run the CLI commands in one child process (see ``_CLI_CHILD``)."""
+    payload = json.dumps([[str(cwd), argv] for cwd, argv in commands])
+    proc = subprocess.run([sys.executable, "-c", _CLI_CHILD], input=payload, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode >= 0, f"the CLI child died by signal {-proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_cli_pack_file_verify_load(framework: str, tmp_path: Path) -> None:
+def test_cli_pack_file_verify_load(framework: str, tmp_path: Path, bundles: dict[tuple[str, str], Path]) -> None:
+    """``bundler pack FILE`` refuses without the profile and packs with it; ``load`` refuses without it (the hint
+    names the flag) and loads with it, from the flag or from ``[tool.bundler] trust-profiles``."""
     X, y = _data()
     model = make_pipeline(StandardScaler(), _model(framework)).fit(X, y)
     joblib.dump(model, tmp_path / "model.joblib")
     np.save(tmp_path / "X.npy", X[:20])
-    out = tmp_path / "model.mlbundle"
-    refused = _cli("pack", str(tmp_path / "model.joblib"), "-o", str(out), "--sample", str(tmp_path / "X.npy"))
-    assert refused.returncode == 5 and f"--trust-profile {framework}" in refused.stderr
-    packed = _cli("pack", str(tmp_path / "model.joblib"), "-o", str(out), "--sample", str(tmp_path / "X.npy"),
-                  "--trust-profile", framework)
-    assert packed.returncode == 0, packed.stderr
-    plain = _cli("load", str(out))
-    assert plain.returncode == 5 and f"trust it with --trust-profile {framework}" in plain.stderr
-    assert _cli("verify", str(out), "--trust-profile", framework).returncode == 0
-    loaded = _cli("load", str(out), "--trust-profile", framework)
-    assert loaded.returncode == 0 and "behaviour check passed" in loaded.stdout, loaded.stderr
+    out = str(tmp_path / "model.mlbundle")
+    pack = ["pack", str(tmp_path / "model.joblib"), "-o", out, "--sample", str(tmp_path / "X.npy")]
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    (configured / "pyproject.toml").write_text(f'[tool.bundler]\ntrust-profiles = ["{framework}"]\n')
+    refused, packed, plain, verified, loaded, from_config = _cli_child([
+        (tmp_path, pack), (tmp_path, [*pack, "--trust-profile", framework]), (tmp_path, ["load", out]),
+        (tmp_path, ["verify", out, "--trust-profile", framework]), (tmp_path, ["load", out, "--trust-profile", framework]),
+        (configured, ["load", out])])
+    assert refused["rc"] == 5 and f"--trust-profile {framework}" in refused["stderr"]
+    assert packed["rc"] == 0, packed["stderr"]
+    assert plain["rc"] == 5 and f"trust it with --trust-profile {framework}" in plain["stderr"]
+    assert verified["rc"] == 0, verified["stderr"]
+    assert loaded["rc"] == 0 and "behaviour check passed" in loaded["stdout"], loaded["stderr"]
+    assert from_config["rc"] == 0, from_config["stderr"]
 
 
-def test_config_trust_profiles(bundles: dict[tuple[str, str], Path], tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[tool.bundler]\ntrust-profiles = ["lightgbm"]\n')
-    assert _cli("load", str(bundles[("lightgbm", "plain")]), cwd=tmp_path).returncode == 0
+@pytest.fixture(scope="module")
+def hostile_outcomes(bundles: dict[tuple[str, str], Path],
+                     tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every hostile sample through ``bundler load`` (its payload swapped into a clean bundle, as anyone can do
+    to a checksum-only bundle) and ``bundler pack FILE``, in child processes."""
+    folder = tmp_path_factory.mktemp("hostile-thirdparty")
+    commands: list[tuple[Path, list[str]]] = []
+    for name in sorted(EXPECTED):
+        framework = EXPECTED[name]["profile"]
+        sample = (HOSTILE / f"{name}.joblib").read_bytes()
+
+        def swap(members: dict[str, bytes], sample: bytes = sample) -> None:
+            members["model/model.joblib"] = sample
+            for key in [k for k in members if k.startswith("sample/")]:
+                del members[key]
+
+        def drop_sample(doc: dict[str, Any]) -> None:
+            doc.update(sample=None, files=[f for f in doc["files"] if not f["path"].startswith("sample/")])
+
+        swapped = rewrite(bundles[(framework, "plain")], folder / f"{name}.mlbundle", members=swap,
+                          manifest=drop_sample)
+        commands.append((folder, ["load", str(swapped), "--trust-profile", framework]))
+        commands.append((folder, ["pack", str(HOSTILE / f"{name}.joblib"), "-o", str(folder / f"{name}-out.mlbundle"),
+                                  "--trust-profile", framework]))
+    results = _cli_child(commands)
+    names = sorted(EXPECTED)
+    return {name: {"load": results[2 * i], "pack": results[2 * i + 1]} for i, name in enumerate(names)}
 
 
+@pytest.mark.parametrize("verb", ("load", "pack"))
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_hostile_native_state_refused(name: str, bundles: dict[tuple[str, str], Path], tmp_path: Path) -> None:
-    """A bundle whose payload was swapped for the sample, and the sample packed as a file: exit 5 naming where."""
-    expected = EXPECTED[name]
-    framework = expected["profile"]
-    sample = (HOSTILE / f"{name}.joblib").read_bytes()
+def test_hostile_native_state_refused(name: str, verb: str,
+                                      hostile_outcomes: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Exit 5, naming the path inside the model; never a trust hint for crafted state; nothing written."""
+    expected, outcome = EXPECTED[name], hostile_outcomes[name][verb]
+    assert outcome["rc"] == expected["exit"], outcome["stderr"]
+    assert expected["path"] in outcome["stderr"] and "refused before its native parser ran" in outcome["stderr"]
+    assert "--trust " not in outcome["stderr"]
 
-    def swap(members: dict[str, bytes]) -> None:
-        members["model/model.joblib"] = sample
-        for key in [k for k in members if k.startswith("sample/")]:
-            del members[key]
 
-    swapped = rewrite(bundles[(framework, "plain")], tmp_path / "swapped.mlbundle", members=swap,
-                      manifest=lambda doc: doc.update(sample=None, files=[
-                          f for f in doc["files"] if not f["path"].startswith("sample/")]))
-    loaded = _cli("load", str(swapped), "--trust-profile", framework)
-    assert loaded.returncode == expected["exit"], loaded.stderr
-    assert expected["path"] in loaded.stderr and "--trust " not in loaded.stderr
-    packed = _cli("pack", str(HOSTILE / f"{name}.joblib"), "-o", str(tmp_path / "out.mlbundle"),
-                  "--trust-profile", framework)
-    assert packed.returncode == expected["exit"] and expected["path"] in packed.stderr, packed.stderr
-    assert not (tmp_path / "out.mlbundle").exists()
+def test_hostile_pack_writes_nothing(hostile_outcomes: dict[str, dict[str, dict[str, Any]]],
+                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = next(iter(tmp_path_factory.getbasetemp().glob("hostile-thirdparty*")))
+    assert not list(folder.glob("*-out.mlbundle"))
