@@ -193,7 +193,8 @@ def test_cli_pack_file_verify_load(framework: str, tmp_path: Path, bundles: dict
     (configured / "pyproject.toml").write_text(f'[tool.bundler]\ntrust-profiles = ["{framework}"]\n')
     refused, packed, plain, verified, loaded, from_config = _cli_child([
         (tmp_path, pack), (tmp_path, [*pack, "--trust-profile", framework]), (tmp_path, ["load", out]),
-        (tmp_path, ["verify", out, "--trust-profile", framework]), (tmp_path, ["load", out, "--trust-profile", framework]),
+        (tmp_path, ["verify", out, "--trust-profile", framework]),
+        (tmp_path, ["load", out, "--trust-profile", framework]),
         (configured, ["load", out])])
     assert refused["rc"] == 5 and f"--trust-profile {framework}" in refused["stderr"]
     assert packed["rc"] == 0, packed["stderr"]

@@ -389,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"error: {line}")
         if isinstance(exc, UnsafeContent):
             _trust_hint(exc.offending)
+            if "<bundled code>" in exc.offending:
+                _err("hint: only if you trust the bundle's code: --trust-code (or sign bundles and load with the "
+                     "key)")
         return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted; nothing was left half-written")
