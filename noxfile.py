@@ -39,7 +39,7 @@ def _uv_env() -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The default test suite, exactly as .ci/run and the README run it."""
-    session.install("-c", ".ci/constraints.txt", ".[test]")
+    session.install("-c", ".ci/constraints.txt", ".[test,thirdparty]")
     session.run("python", "-m", "pytest", "-q", "-n", "2", *session.posargs)
 
 

@@ -10,6 +10,7 @@ scikit-learn = ">=1.5,<1.8"   # ... or a PEP 440 specifier the installed version
 
 [tool.bundler]
 trust = ["mypackage.models.MyEstimator"]   # extra globals a loader accepts
+trust-profiles = ["xgboost"]               # trust profiles of third-party model libraries
 ```
 Command-line flags override the file.
 """
@@ -37,6 +38,7 @@ class Config:
     overrides: dict[str, str] = field(default_factory=dict)
     trust: tuple[str, ...] = ()
     source: Path | None = None
+    trust_profiles: tuple[str, ...] = ()
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -63,7 +65,7 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
     if not isinstance(section, dict):
         raise UsageError(f"{source}: [tool.bundler] must be a table")
     problems: list[str] = []
-    unknown = set(section) - {"policy", "trust"}
+    unknown = set(section) - {"policy", "trust", "trust-profiles"}
     if unknown:
         problems.append(f"{source}: unknown keys in [tool.bundler]: {', '.join(sorted(unknown))}")
     policy_table = section.get("policy", {})
@@ -83,6 +85,11 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
     if not isinstance(trust, list) or not all(isinstance(t, str) for t in trust):
         problems.append(f"{source}: [tool.bundler] trust must be a list of strings")
         trust = []
+    profiles = section.get("trust-profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(t, str) for t in profiles):
+        problems.append(f"{source}: [tool.bundler] trust-profiles must be a list of strings")
+        profiles = []
     if problems:
         raise UsageError(problems[0], problems=problems)
-    return Config(policy=base, overrides=overrides, trust=tuple(trust), source=source)
+    return Config(policy=base, overrides=overrides, trust=tuple(trust), source=source,
+                  trust_profiles=tuple(profiles))

@@ -52,6 +52,18 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
                    help="per-package rule: exact|minor|major|none or a specifier such as '>=1.5,<1.8'")
     p.add_argument("--trust", action="append", default=[], metavar="NAME",
                    help="accept this global (module.qualname) in the payload although the default allowlist does not")
+    _add_profile_option(p)
+    p.add_argument("--trust-code", action="store_true",
+                   help="import the modules bundled with --code (this runs them; a verified signature also trusts "
+                        "them)")
+
+
+def _add_profile_option(p: argparse.ArgumentParser) -> None:
+    from bundler.safety.profiles import PROFILES
+
+    p.add_argument("--trust-profile", action="append", default=[], metavar="NAME", choices=sorted(PROFILES),
+                   help="accept the globals a third-party model library pickles (its native model state is still "
+                        f"validated): {', '.join(sorted(PROFILES))}")
 
 
 def _verify_key(args: argparse.Namespace) -> Any:
@@ -74,6 +86,13 @@ def _settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
     return policy, [*config.trust, *args.trust]
 
 
+def _profiles(args: argparse.Namespace) -> list[str]:
+    """Trust profiles: ``[tool.bundler] trust-profiles`` plus ``--trust-profile`` flags."""
+    from bundler.settings import load_config
+
+    return [*load_config().trust_profiles, *getattr(args, "trust_profile", [])]
+
+
 # -- verbs ----------------------------------------------------------------------------------------------------------
 def _print_report(report: Any, args: argparse.Namespace, success: str) -> int:
     if args.json:
@@ -90,13 +109,22 @@ def _print_report(report: Any, args: argparse.Namespace, success: str) -> int:
     for p in report.problems:
         _err(f"{p.kind.upper():<{width}}  {p.message}")
     _trust_hint([p.package for p in report.problems if p.kind == "unsafe" and p.package])
+    if any(p.package == "<bundled code>" for p in report.problems):
+        _err("hint: only if you trust the bundle's code: --trust-code (or sign bundles and load with the key)")
     _err(f"refused: {len(report.problems)} problem(s) found (exit {report.exit_code})")
     return int(report.exit_code)
 
 
 def _trust_hint(names: Sequence[str]) -> None:
     """How a user who trusts the bundle's origin would accept refused globals (never for crafted state)."""
+    from bundler.safety.profiles import PROFILES, cli_hint, profiles_for
+
     trustable = sorted({n for n in names if not n.startswith(("<", "model"))})
+    suggested = profiles_for(trustable)
+    if suggested:
+        _err(f"hint: {cli_hint(suggested)}")
+        covered = set().union(*(PROFILES[s].names for s in suggested))
+        trustable = [n for n in trustable if n not in covered]
     if trustable:
         flags = " ".join(f"--trust {n}" for n in trustable)
         _err(f"hint: only if you trust where this came from: {flags} (or sign bundles and load with the key)")
@@ -111,7 +139,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         against = read_target(args.against)
     policy, trust = _settings(args)
-    report = verify(args.bundle, key=_verify_key(args), policy=policy, trust=trust, against=against)
+    report = verify(args.bundle, key=_verify_key(args), policy=policy, trust=trust, against=against,
+                    trust_profiles=_profiles(args), trust_code=args.trust_code)
     m = report.manifest
     what = f"{m.model_class} ({m.serializer}, bundled {m.created})" if m else ""
     where = f" against {args.against}" if args.against else ""
@@ -123,7 +152,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     policy, trust = _settings(args)
     model, report = load_with_report(args.bundle, key=_verify_key(args), policy=policy, trust=trust,
-                                     check_behaviour=not args.no_behaviour_check)
+                                     check_behaviour=not args.no_behaviour_check, trust_profiles=_profiles(args),
+                                     trust_code=args.trust_code)
     m = report.manifest
     behaviour = "behaviour check passed" if "behaviour" in report.checked else "behaviour not checked"
     return _print_report(report, args, f"OK  {args.bundle}: loaded {type(model).__module__}."
@@ -208,7 +238,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     sample = _read_sample(args.sample) if args.sample else None
     manifest = pack_file(args.model_file, args.output, serializer=args.serializer, sample=sample, signer=signer,
                          metadata=_parse_meta(args.meta), requirements=args.requirement, trust=args.trust,
-                         lock=args.lock)
+                         lock=args.lock, code=args.code, trust_profiles=_profiles(args))
     scheme = "unsigned: checksummed only" if signer is None else f"signed {signer.scheme}, key id {signer.key_id}"
     if args.json:
         print(json.dumps({"ok": True, "path": args.output, "signature": scheme,
@@ -286,6 +316,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--requirement", action="append", default=[], metavar="REQ", help="add or override a pin name==ver")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="user metadata (VALUE may be JSON)")
     p.add_argument("--trust", action="append", default=[], metavar="NAME", help="accept this global in the file")
+    _add_profile_option(p)
+    p.add_argument("--code", action="append", default=[], metavar="MODULE.py|PKGDIR",
+                   help="bundle this module or package of your own (imported at load only when trusted)")
     p.add_argument("--lock", action="store_true", help="also write pylock.toml (PEP 751) into the bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_pack)
@@ -356,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"error: {line}")
         if isinstance(exc, UnsafeContent):
             _trust_hint(exc.offending)
+            if "<bundled code>" in exc.offending:
+                _err("hint: only if you trust the bundle's code: --trust-code (or sign bundles and load with the "
+                     "key)")
         return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted; nothing was left half-written")

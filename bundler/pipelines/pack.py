@@ -28,7 +28,7 @@ from bundler.container.manifest import (
 )
 from bundler.environment.capture import capture_interpreter
 from bundler.environment.requirements import infer_requirements, parse_pins, requirement_lines
-from bundler.errors import BundlerWarning, UsageError
+from bundler.errors import BundlerWarning, EnvironmentMismatch, UsageError
 from bundler.integrity.hashing import (
     CHUNK_SIZE,
     CHUNKED_MIN_BYTES,
@@ -153,46 +153,60 @@ def _finish(packer: _Packer, *, serializer: str, payload: str, model_class: str,
     return manifest
 
 
-def _warn_outside_allowlist(scan: ScanResult) -> None:
-    bad = default_allowlist().offending(scan)
+def _warn_outside_allowlist(scan: ScanResult, profiles: Iterable[str] = (), code: Iterable[str] = ()) -> None:
+    from bundler.safety.profiles import profiles_for
+
+    tops = set(code)
+    bad = [b for b in default_allowlist((), profiles).offending(scan) if b.split(":")[0].split(".")[0] not in tops]
     if bad:
+        suggested = profiles_for(bad)
+        how = (f"trust_profiles={suggested!r} (--trust-profile {' --trust-profile '.join(suggested)})"
+               if suggested else " ".join(f"--trust {b}" for b in bad))
         warnings.warn(
             "a default loader would refuse these globals: " + ", ".join(bad)
-            + "; trust them when loading with " + " ".join(f"--trust {b}" for b in bad)
+            + "; trust them when loading with " + how
             + " (or sign the bundle and load with the key)", BundlerWarning, stacklevel=3)
 
 
 def pack(model: Any, path: str | os.PathLike[str], *, serializer: str = "joblib", sample: Any = None,
          signer: Signer | None = None, metadata: Mapping[str, Any] | None = None,
-         requirements: Iterable[str] | None = None, lock: bool = False) -> Manifest:
+         requirements: Iterable[str] | None = None, lock: bool = False,
+         code: Iterable[str | os.PathLike[str]] = (), trust_profiles: Iterable[str] = ()) -> Manifest:
     """Serialize ``model`` into a new bundle at ``path`` (atomically) and return its manifest.
 
     ``sample`` (array-like) stores a small input and the model's outputs for the behaviour check; ``signer`` signs
     (default: checksum only); ``requirements`` adds or overrides ``name==version`` pins; ``lock`` also writes a
-    ``pylock.toml``. Globals a default loader would refuse produce a ``BundlerWarning``, never a refusal.
+    ``pylock.toml``; ``code`` bundles the user's modules (``.py`` files or package folders) as ``code/…`` members,
+    imported at load only when trusted. Globals a default loader would refuse produce a ``BundlerWarning`` (naming
+    the trust profile that accepts them, ``trust_profiles`` silences it for those), never a refusal.
     """
+    from bundler.pipelines.code import code_modules, collect_code
+
     check_serializer(serializer)
     meta = _check_metadata(metadata)
     parse_pins(requirements or [])
+    code_members = collect_code(code)
     from bundler.pipelines.serializers import dump_to_memory
 
     with progress.task("serializing", 0):
         data = dump_to_memory(model, serializer)
     scan = _scan_memory(data, serializer)
-    _warn_outside_allowlist(scan)
+    _warn_outside_allowlist(scan, trust_profiles, code_modules(code_members))
     return _write_bundle(path, data, serializer=serializer, scan=scan, model=model, sample=sample, metadata=meta,
-                         requirements=requirements, signer=signer, lock=lock)
+                         requirements=requirements, signer=signer, lock=lock, code=code_members)
 
 
 def _write_bundle(path: str | os.PathLike[str], data: memoryview, *, serializer: str, scan: ScanResult,
                   model: Any, sample: Any, metadata: dict[str, Any], requirements: Iterable[str] | None,
-                  signer: Signer | None, lock: bool) -> Manifest:
+                  signer: Signer | None, lock: bool, code: Mapping[str, bytes]) -> Manifest:
     """The one pack pipeline behind ``pack`` and ``pack_file``: payload, sample, requirements, manifest, signature,
     written to a temporary file and renamed into place."""
     payload = PAYLOAD_NAMES[serializer]
     with BundleWriter(path) as writer:
         packer = _Packer(writer)
         packer.add_payload(payload, data)
+        for name, source in sorted(code.items()):
+            packer.add_bytes(name, source)
         sample_info = _add_sample(packer, model, sample)
         return _finish(packer, serializer=serializer, payload=payload, model_class=_qualname(model), scan=scan,
                        sample_info=sample_info, metadata=metadata, requirements=requirements, signer=signer,
@@ -212,18 +226,24 @@ def _add_sample(packer: _Packer, model: Any, sample: Any) -> dict[str, Any] | No
 
 def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, serializer: str | None = None,
               sample: Any = None, signer: Signer | None = None, metadata: Mapping[str, Any] | None = None,
-              requirements: Iterable[str] | None = None, trust: Iterable[str] = (), lock: bool = False) -> Manifest:
+              requirements: Iterable[str] | None = None, trust: Iterable[str] = (), lock: bool = False,
+              code: Iterable[str | os.PathLike[str]] = (), trust_profiles: Iterable[str] = ()) -> Manifest:
     """Bundle an existing ``.joblib`` / ``.pkl`` / ``.skops`` file, whose format is detected from its content.
 
     The file is read once into memory; those bytes are scanned and refused (``UnsafeContent``) when they name
     globals outside the allowlist, unless the caller trusts them explicitly; then they are loaded with the
     restricted unpickler and every native-backed object's state is validated, so a crafted model is refused at pack
-    time too; and exactly those bytes are written into the bundle.
+    time too; and exactly those bytes are written into the bundle. ``trust_profiles`` accepts the globals of
+    third-party model libraries (``["xgboost"]``); ``code`` bundles the user's modules, which are imported from the
+    very bytes bundled while the file is checked (their classes are trusted: they are the caller's own code).
     """
+    from bundler.pipelines.code import code_modules, collect_code, install_code
+
     src = check_input_file(source)
     meta = _check_metadata(metadata)
     parse_pins(requirements or [])
-    allow = default_allowlist(trust)
+    code_members = collect_code(code)
+    allow = default_allowlist(trust, trust_profiles)
     try:
         with open(src, "rb") as fh:
             data = memoryview(bytearray(fh.read()))
@@ -241,13 +261,33 @@ def pack_file(source: str | os.PathLike[str], path: str | os.PathLike[str], *, s
     fmt = serializer or fmt
     from bundler.safety.loading import audit
 
+    tops = set(code_modules(code_members))
+    if tops:
+        allow = allow.extended(n for n in scan.globals if n.split(":")[0].split(".")[0] in tops)
     audit(scan, allow)
+    install_code(str(src), code_members, strict=False)
     from bundler.pipelines.serializers import load_verified
     from bundler.safety.loading import validate_loaded
     from bundler.safety.source import decompress_all
 
     _, plain = decompress_all(data) if fmt != "skops" else (None, None)
-    loaded = load_verified(plain if plain is not None else data, fmt, scan, allow=allow)
+    try:
+        loaded = load_verified(plain if plain is not None else data, fmt, scan, allow=allow)
+    except EnvironmentMismatch as exc:
+        raise _with_module_hint(exc) from None
     validate_loaded(loaded, allow)
     return _write_bundle(path, data, serializer=fmt, scan=scan, model=loaded.obj, sample=sample, metadata=meta,
-                         requirements=requirements, signer=signer, lock=lock)
+                         requirements=requirements, signer=signer, lock=lock, code=code_members)
+
+
+def _with_module_hint(exc: EnvironmentMismatch) -> EnvironmentMismatch:
+    """A module the payload needs cannot be imported: say so when it lies in the current folder."""
+    import re
+
+    from bundler.pipelines.code import missing_module_hint
+
+    found = re.search(r"No module named '([A-Za-z0-9_.]+)'", exc.problems[0])
+    hint = missing_module_hint(found.group(1)) if found else None
+    if hint is None:
+        return exc
+    return type(exc)(f"{exc.problems[0]}; {hint}", problems=[f"{exc.problems[0]}; {hint}", *exc.problems[1:]])

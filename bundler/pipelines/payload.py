@@ -23,11 +23,13 @@ def scan_payload(stream: Any, serializer: str) -> ScanResult:
     return scan_fileobj(stream)
 
 
-def default_allowlist(trust: Iterable[str] = ()) -> Allowlist:
+def default_allowlist(trust: Iterable[str] = (), profiles: Iterable[str] = ()) -> Allowlist:
+    """The default allowlist plus the trusted names and the names of the trusted profiles."""
     from bundler.safety.allowlist import DEFAULT_ALLOWLIST
 
     trust = list(trust)
-    return DEFAULT_ALLOWLIST.extended(trust) if trust else DEFAULT_ALLOWLIST
+    allow = DEFAULT_ALLOWLIST.extended(trust) if trust else DEFAULT_ALLOWLIST
+    return allow.with_profiles(profiles)
 
 
 def detect_format(head: bytes) -> str:

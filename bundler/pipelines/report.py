@@ -57,6 +57,8 @@ class Report:
     signature: SignatureStatus | None = None
     globals: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    #: trust profiles that would accept refused globals (``bundler.safety.profiles``)
+    suggested_profiles: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +86,12 @@ class Report:
                 lines = [p.message for p in self.problems]
                 if kind == "unsafe":
                     offending = [p.package for p in self.problems if p.kind == "unsafe" and p.package]
-                    return UnsafeContent(lines[0], problems=lines, offending=offending)
+                    summary = lines[0]
+                    if self.suggested_profiles:
+                        from bundler.safety.profiles import api_hint
+
+                        summary += f" ({api_hint(self.suggested_profiles)})"
+                    return UnsafeContent(summary, problems=lines, offending=offending)
                 return KIND_ERROR[kind](lines[0], problems=lines)
         return None
 
@@ -112,4 +119,5 @@ class Report:
             "serializer": m.serializer if m else None,
             "created": m.created if m else None,
             "globals": self.globals,
+            "suggested_trust_profiles": self.suggested_profiles,
         }

@@ -81,7 +81,8 @@ class _Checking:
 
 
 def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, trust: Iterable[str],
-                against: Mapping[str, str] | None, keep_payload: bool = False) -> Verified:
+                against: Mapping[str, str] | None, keep_payload: bool = False,
+                trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Verified:
     """All checks short of deserializing, on an opened archive."""
     state = _Checking(reader, Report(path=str(reader.path)), keep_payload)
     report = state.report
@@ -107,7 +108,8 @@ def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, 
     report.checked.append("members")
     _check_environment(state.manifest, report, policy, against)
     report.checked.append("environment")
-    allow = _check_content(state, trust)
+    code_trusted = _check_code(state, trust_code)
+    allow = _check_content(state, trust, trust_profiles, code_trusted)
     ok = state.payload_ok and report.ok
     return Verified(report, allow, state.kept if ok else None, state.small if ok else {})
 
@@ -190,9 +192,33 @@ def _check_requirements(state: _Checking) -> None:
         report.add("integrity", "manifest: environment.packages and requirements disagree")
 
 
-def _check_content(state: _Checking, trust: Iterable[str]) -> Allowlist | None:
+def _check_code(state: _Checking, trust_code: bool) -> list[str]:
+    """Bundled code (``code/…`` members) runs when the model is loaded: only with the caller's explicit trust or a
+    signature verified against the caller's key. Returns the trusted top-level modules (empty when none)."""
+    from bundler.pipelines.code import code_modules
+
+    manifest, report = state.manifest, state.report
+    if manifest is None:
+        return []
+    modules = code_modules(f.path for f in manifest.files)
+    if not modules:
+        return []
+    authenticated = report.signature is not None and report.signature.authenticated
+    if trust_code or authenticated:
+        report.notes.append(f"bundled code trusted ({'signature verified' if authenticated else 'trust_code'}): "
+                            + ", ".join(modules))
+        return modules
+    report.add("unsafe", "the bundle holds code that would run when the model is loaded (modules "
+               + ", ".join(modules) + "); it is never imported unless trusted (trust_code=True, or a signature "
+               "verified against your key)", package="<bundled code>")
+    return []
+
+
+def _check_content(state: _Checking, trust: Iterable[str], profiles: Iterable[str] = (),
+                   code: Iterable[str] = ()) -> Allowlist | None:
     """The allowlist audit of the scanned payload; the globals a bundle records about itself are trusted only when
-    its signature verified against the caller's key."""
+    its signature verified against the caller's key. Globals of bundled modules the caller trusts (``code``) are
+    accepted: trusting code to run is trusting what it defines."""
     report, manifest = state.report, state.manifest
     scan = state.scan if state.payload_ok else None
     if scan is None or manifest is None:
@@ -200,12 +226,18 @@ def _check_content(state: _Checking, trust: Iterable[str]) -> Allowlist | None:
     trusted = list(trust)
     if report.signature is not None and report.signature.authenticated:
         trusted += manifest.globals
-    allow = default_allowlist(trusted)
+    tops = set(code)
+    trusted += [name for name in scan.globals if name.split(":")[0].split(".")[0] in tops]
+    allow = default_allowlist(trusted, profiles)
     report.globals = list(scan.globals)
     if manifest.serializer == "pickle" and scan.format != "pickle":
         report.add("integrity", f"the payload is a {scan.format} stream, but the manifest says plain pickle")
-    for name, line in allow.findings(scan):
+    findings = allow.findings(scan)
+    for name, line in findings:
         report.add("unsafe", line, package=name)
+    from bundler.safety.profiles import profiles_for
+
+    report.suggested_profiles = profiles_for(name for name, _ in findings)
     report.checked.append("content")
     return allow
 
@@ -367,20 +399,37 @@ def resolve_policy(policy: Policy | str | None, overrides: Mapping[str, str] | N
 
 
 def verify(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
-           trust: Iterable[str] = (), against: Mapping[str, str] | None = None) -> Report:
+           trust: Iterable[str] = (), against: Mapping[str, str] | None = None,
+           trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Report:
     """Check a bundle without deserializing anything; ``Report.ok`` and ``Report.problems`` say what was found.
 
     ``against`` checks the pins against another environment's versions (see ``bundler.environment.targets``)
-    instead of the running one. Input that cannot be read at all (a missing file) raises ``UsageError``.
+    instead of the running one. ``trust_profiles`` names trust profiles (``"xgboost"``, ``"lightgbm"``,
+    ``"catboost"``) whose globals are accepted; ``trust_code`` accepts code bundled with ``code=`` (it would run at
+    load). Input that cannot be read at all (a missing file) raises ``UsageError``.
     """
     pol = resolve_policy(policy)
+    _check_profile_names(trust_profiles)
     try:
         with BundleReader(path) as reader:
-            report = verify_open(reader, key=key, policy=pol, trust=trust, against=against).report
+            report = verify_open(reader, key=key, policy=pol, trust=trust, against=against,
+                                 trust_profiles=trust_profiles, trust_code=trust_code).report
     except IntegrityError as exc:
         report = Report(path=str(path))
         report.add_error(exc, "integrity")
     return report
+
+
+def _check_profile_names(names: Iterable[str]) -> None:
+    """An unknown profile is a usage error before anything is read (``bundler.safety.profiles.profile``)."""
+    from bundler.safety.profiles import profile
+
+    if isinstance(names, str):
+        from bundler.errors import UsageError
+
+        raise UsageError(f"trust_profiles must be a list of names, not the string {names!r}")
+    for name in names:
+        profile(name)
 
 
 def inspect(path: str | os.PathLike[str]) -> Manifest:

@@ -91,6 +91,18 @@ class Allowlist:
         return Allowlist(constructible=self.constructible | extra, referable=self.referable | extra,
                          placements=self.placements)
 
+    def with_profiles(self, names: Iterable[str]) -> Allowlist:
+        """A copy that also accepts the names of the trust profiles ``names`` (``bundler.safety.profiles``)."""
+        from bundler.safety.profiles import profile
+
+        chosen = [profile(n) for n in names if n and n.strip()]
+        if not chosen:
+            return self
+        calls = frozenset().union(*(p.constructible for p in chosen))
+        values = frozenset().union(*(frozenset(p.referable) for p in chosen))
+        return Allowlist(constructible=self.constructible | calls, referable=self.referable | values,
+                         placements=self.placements)
+
     def may_call(self, name: str) -> bool:
         return name in self.constructible
 

@@ -19,8 +19,13 @@ def audit(scan: ScanResult, allow: Allowlist) -> None:
     """Raise ``UnsafeContent`` naming every global the allowlist refuses (how it is called, held or imported)."""
     findings = allow.findings(scan)
     if findings:
+        from bundler.safety.profiles import api_hint, profiles_for
+
         lines = [line for _, line in findings]
-        raise UnsafeContent(lines[0], problems=lines, offending=sorted({name for name, _ in findings}))
+        offending = sorted({name for name, _ in findings})
+        suggested = profiles_for(offending)
+        summary = lines[0] + (f" ({api_hint(suggested)})" if suggested else "")
+        raise UnsafeContent(summary, problems=lines, offending=offending)
 
 
 def validate_loaded(loaded: Any, allow: Allowlist) -> None:

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 from bundler.errors import BundleError, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.safety.allowlist import Allowlist
+from bundler.safety.build_guards import guard_build
 from bundler.safety.dtypes import dtype_state_problem
 from bundler.safety.guards import MAX_DIMENSION, CallContext, guard_for
 from bundler.safety.limits import DEFAULT_LIMITS, Budget, BudgetExceeded, Limits
@@ -289,6 +290,7 @@ class ConcreteBackend:
                                          "serializer")
                 raise malformed("joblib array wrapper inside an object array stream")
             return self._array(m, inst)
+        state = guard_build(inst, state)  # third-party boosters: model bytes validated before native code parses them
         setstate = getattr(inst, "__setstate__", None)
         if setstate is not None:
             setstate(state)

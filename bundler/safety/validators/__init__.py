@@ -23,10 +23,10 @@ def validate_model(model: Any, *, handed: Mapping[int, str] | None, allow: Any,
     ``None`` (an object built in this process, not loaded) the classes and functions it holds are not judged."""
     import numpy as np
 
-    from bundler.safety.validators import misc, more, neighbors, sizes, sparse, trees
+    from bundler.safety.validators import misc, more, neighbors, sizes, sparse, thirdparty, trees
     from bundler.safety.validators.registry import BATCH_VALIDATORS, VALIDATORS
 
-    del more, neighbors, sizes, sparse, trees  # imported for their registrations
+    del more, neighbors, sizes, sparse, thirdparty, trees  # imported for their registrations
     ctx = Context(np=np, handed=handed or {}, may_hold=allow.may_hold, placements=allow.placements,
                   validators=VALIDATORS, max_objects=max_objects, generic=misc.generic_sklearn,
                   batch_validators=BATCH_VALIDATORS)
