@@ -15,9 +15,11 @@ from bundler.errors import (
     BehaviourDrift,
     BundleError,
     EnvironmentMismatch,
+    Hint,
     IntegrityError,
     SignatureError,
     UnsafeContent,
+    trust_hint,
 )
 from bundler.integrity.signing import SignatureStatus
 
@@ -77,15 +79,38 @@ class Report:
         for line in error.problems:
             self.add(kind, line)
 
+    def hints(self) -> list[Hint]:
+        """What the caller could do about the problems found, as data (each audience words it its own way):
+        trusting refused globals, allowing the versions found, installing what is missing."""
+        hints: list[Hint] = []
+        unsafe = [p.package for p in self.problems if p.kind == "unsafe" and p.package]
+        if unsafe:
+            hint = trust_hint(unsafe)
+            if hint is not None:
+                hints.append(hint)
+        env = [p for p in self.problems if p.kind == "environment" and p.package and p.expected]
+        differ = sorted({p.package for p in env if p.found is not None and p.package})
+        if differ:
+            rules = {name: "none" for name in differ}
+            hints.append(Hint("to accept the versions found (the behaviour check still runs on load)",
+                              api=f"policy=bundler.Policy('default', {rules!r})",
+                              cli=" ".join(f"--allow {name} none" for name in differ)))
+        if any(p.found is None for p in env):
+            hints.append(Hint("to install the pinned versions of what is missing",
+                              api="pip install -r the bundle's requirements.txt (Report.manifest.requirements)",
+                              cli=f"bundler requirements {self.path} > requirements.txt && "
+                                  "pip install -r requirements.txt"))
+        return hints
+
     def error(self) -> BundleError | None:
-        """The exception for the most serious kind of problem found, carrying every problem line."""
+        """The exception for the most serious kind of problem found, carrying every problem line and the hints."""
         for kind in KIND_ORDER:
             if any(p.kind == kind for p in self.problems):
                 lines = [p.message for p in self.problems]
                 if kind == "unsafe":
                     offending = [p.package for p in self.problems if p.kind == "unsafe" and p.package]
-                    return UnsafeContent(lines[0], problems=lines, offending=offending)
-                return KIND_ERROR[kind](lines[0], problems=lines)
+                    return UnsafeContent(lines[0], problems=lines, offending=offending, hints=self.hints())
+                return KIND_ERROR[kind](lines[0], problems=lines, hints=self.hints())
         return None
 
     def raise_for_problems(self) -> None:
@@ -112,4 +137,5 @@ class Report:
             "serializer": m.serializer if m else None,
             "created": m.created if m else None,
             "globals": self.globals,
+            "hints": [{"text": h.text, "api": h.api, "cli": h.cli} for h in self.hints()],
         }
