@@ -19,31 +19,35 @@ from bundler.environment.policy import Policy
 from bundler.errors import BehaviourDrift, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.integrity.signing import VerifyKey
 from bundler.pipelines.report import Report
-from bundler.pipelines.verify import resolve_policy, verify_open
+from bundler.pipelines.verify import verify_open
 from bundler.safety.loading import validate_loaded
+from bundler.settings import Settings, resolve
 
 __all__ = ["load", "load_with_report"]
 
 
 def load(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
-         trust: Iterable[str] = (), check_behaviour: bool = True) -> Any:
+         trust: Iterable[str] = (), check_behaviour: bool = True, settings: Settings | None = None) -> Any:
     """Verify, then deserialize under the restricted unpickler, validate the state of every native-backed object,
     and (when the bundle has a sample) check that the model still predicts it the same. Raises the error of the
-    most serious problem found."""
-    model, _ = load_with_report(path, key=key, policy=policy, trust=trust, check_behaviour=check_behaviour)
+    most serious problem found. ``settings`` (see ``bundler.Settings``) is applied with ``policy``/``trust`` on top,
+    as in ``verify``."""
+    model, _ = load_with_report(path, key=key, policy=policy, trust=trust, check_behaviour=check_behaviour,
+                                settings=settings)
     return model
 
 
 def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = None,
                      policy: Policy | str | None = None, trust: Iterable[str] = (),
-                     check_behaviour: bool = True) -> tuple[Any, Report]:
+                     check_behaviour: bool = True, settings: Settings | None = None) -> tuple[Any, Report]:
     """``load`` that also returns the report (the CLI prints it)."""
     from bundler.pipelines.serializers import load_verified
     from bundler.safety.unpickler import RebuildError
 
-    pol = resolve_policy(policy)
+    eff = resolve(settings, policy=policy, trust=trust)
     with BundleReader(path) as reader:
-        verified = verify_open(reader, key=key, policy=pol, trust=trust, against=None, keep_payload=True)
+        verified = verify_open(reader, key=key, policy=eff.to_policy(), trust=eff.trust, against=None,
+                               keep_payload=True)
         report = verified.report
         report.raise_for_problems()
         manifest, allow, payload = report.manifest, verified.allow, verified.payload
