@@ -7,7 +7,8 @@ actually shown, so ``bundler verify`` of a small bundle never pays for importing
 Steps report bytes: ``with task(label, total) as advance: ... advance(n)``; ``advance`` is thread-safe (hashing runs
 on worker threads) and a no-op when progress is off. ``total`` may be an estimate, or 0 when unknown (the bar then
 shows bytes and rate only); a bar that runs past its estimate grows its total instead of showing more than 100 %.
-``reading(stream, advance)`` counts what a reader (the scanner, the unpickler) takes from a stream.
+``reading(stream, advance)`` and ``writing(stream, advance)`` count what flows through a stream (a serializer
+writing a payload, a reader taking one).
 """
 
 from __future__ import annotations
@@ -142,6 +143,30 @@ class _Counting:
         data = self._raw.readline(limit)
         self._advance(len(data))
         return data
+
+
+class _CountingWriter:
+    """A writable stream that reports every byte written to ``raw``; everything else (``tell``, ``flush``...) is
+    ``raw``'s own (joblib asks the position to align arrays)."""
+
+    def __init__(self, raw: IO[bytes], advance: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._advance = advance
+
+    def write(self, data: Any) -> int:
+        n = self._raw.write(data)
+        self._advance(memoryview(data).nbytes)
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def writing(stream: IO[bytes], advance: Callable[[int], None]) -> IO[bytes]:
+    """``stream`` as it is, when progress is off; otherwise a wrapper that reports what is written to it."""
+    if advance is _nothing:
+        return stream
+    return _CountingWriter(stream, advance)  # type: ignore[return-value]
 
 
 def reading(stream: IO[bytes], advance: Callable[[int], None]) -> IO[bytes]:
