@@ -277,7 +277,7 @@ def _source_format(data: memoryview, src: os.PathLike[str]) -> str:
 def _looks_like_pickle(head: bytes) -> bool:
     """Whether a file that failed to scan at least starts like a pickle (protocol 2+) or a compressed joblib file;
     if not, it is some other kind of file, and saying "unknown opcode" would only confuse."""
-    from bundler.safety.scan import detect_compression
+    from bundler.safety.source import detect_compression
 
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True

@@ -47,18 +47,24 @@ class _Task:
         self.start = time.monotonic()
         self.done = 0
         self.bar: Any = None
+        self.detached = False
+        self.closed = False
 
     def advance(self, n: int) -> None:
         with self.lock:
+            if self.closed:
+                return
             self.done += n
             if self.bar is None:
                 if time.monotonic() - self.start < DELAY_SECONDS:
                     return
                 self.bar = self._make_bar()
-                return
-            if self.bar.total and self.done > self.bar.total:
-                self.bar.total = self.done
-            self.bar.update(n)
+            else:
+                if self.bar.total and self.done > self.bar.total:
+                    self.bar.total = self.done
+                self.bar.update(n)
+            if self.detached and self.total and self.done >= self.total:
+                self._close(ok=True)
 
     def _make_bar(self) -> Any:
         try:
@@ -72,14 +78,23 @@ class _Task:
                     unit_divisor=1024, file=self.stream, mininterval=INTERVAL_SECONDS, leave=True,
                     dynamic_ncols=True, ascii=None)
 
-    def close(self, ok: bool) -> None:
+    def close(self, ok: bool, background: bool = False) -> None:
+        """End the step. A background step whose work is still running (``done < total``) stays open until its
+        last byte is reported; a failed or finished one ends now."""
         with self.lock:
-            if self.bar is None:
+            if background and ok and self.total and self.done < self.total:
+                self.detached = True
                 return
-            if ok and self.bar.total and self.bar.n < self.bar.total:
-                self.bar.total = self.bar.n  # an over-estimate: end at 100 % of what was really done
-            self.bar.refresh()
-            self.bar.close()
+            self._close(ok)
+
+    def _close(self, ok: bool) -> None:
+        self.closed = True
+        if self.bar is None:
+            return
+        if ok and self.bar.total and self.bar.n < self.bar.total:
+            self.bar.total = self.bar.n  # an over-estimate: end at 100 % of what was really done
+        self.bar.refresh()
+        self.bar.close()
 
 
 class _NoBar:
@@ -97,8 +112,11 @@ class _NoBar:
 
 
 @contextlib.contextmanager
-def task(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A callback to report ``n`` more bytes done out of ``total`` (an estimate is fine; 0: not known)."""
+def task(label: str, total: int, *, background: bool = False) -> Iterator[Callable[[int], None]]:
+    """A callback to report ``n`` more bytes done out of ``total`` (an estimate is fine; 0: not known).
+
+    ``background``: the block only starts the work (a reader thread reports the bytes), so the bar ends when all
+    ``total`` bytes were reported, not when the block ends."""
     stream = _stream
     if stream is None:
         yield _nothing
@@ -109,7 +127,7 @@ def task(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield state.advance
         ok = True
     finally:
-        state.close(ok)
+        state.close(ok, background=background)
 
 
 class _Counting:

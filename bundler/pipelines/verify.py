@@ -283,7 +283,7 @@ def _read_payload_once(state: _Checking, entry: FileEntry) -> tuple[bool, Bundle
     if reader.members[name].stored:
         offset, size = reader.span(name)
         chunked = entry.chunks is not None and entry.chunk_size is not None
-        with progress.task(f"reading {name}", size) as advance:
+        with progress.task(f"reading {name}", size, background=True) as advance:
             reading = MemberRead(reader.fileno(), offset, size, chunk_size=entry.chunk_size if chunked else None,
                                  whole=not chunked, progress=advance).start()
         data: Any = reading.buffer
