@@ -116,7 +116,8 @@ def test_trust_applies_to_pack_of_a_file(tmp_path: Path) -> None:
     with pytest.raises(UnsafeContent):
         bundler.pack_file(src, tmp_path / "a.mlbundle")
     settings = bundler.Settings(trust=(CUSTOM,))
-    bundler.pack_file(src, tmp_path / "a.mlbundle", settings=settings)
+    with pytest.warns(BundlerWarning, match="no installed distribution provides"):
+        bundler.pack_file(src, tmp_path / "a.mlbundle", settings=settings)
     assert isinstance(bundler.load(tmp_path / "a.mlbundle", settings=settings), CustomModel)
 
 
@@ -146,6 +147,8 @@ def test_api_errors_speak_api(custom_bundle: Path) -> None:
     assert not any("--trust" in line for line in info.value.problems)
     report = bundler.verify(custom_bundle)
     assert [h.api for h in report.hints()] == [f"trust=['{CUSTOM}']"]
+    assert report.to_dict()["hints"] == [{"text": "only if you trust where this payload came from, accept it with",
+                                          "api": f"trust=['{CUSTOM}']", "cli": f"--trust {CUSTOM}"}]
 
 
 # -- the command line -----------------------------------------------------------------------------------------------
