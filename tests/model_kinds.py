@@ -9,6 +9,7 @@ command-line user would pass to ``bundler pack --sample`` (.txt, .parquet, .csv,
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def hist_gradient_boosting_categorical() -> Kind:
 
     frame, y = _frame()
     table = frame[["city", "age", "income"]].assign(plan=frame["plan"].astype("category"))
-    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=20, random_state=0)
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10, random_state=0)
     model.fit(table, y)
     return Kind("hgb_categorical", model, table.iloc[:40], _parquet(table.iloc[:40]), dataframe=True)
 
@@ -235,7 +236,12 @@ KINDS: dict[str, Callable[[], Kind]] = {
 }
 
 
+@functools.cache
 def make(name: str) -> Kind:
-    with warnings.catch_warnings():
+    """The fitted kind, made once per process (tests only read the models and samples). One native thread: these
+    fits take milliseconds, and OpenMP threads fighting over two busy cores made them take seconds."""
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # convergence chatter of tiny fits
         return KINDS[name]()

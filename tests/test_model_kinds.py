@@ -35,6 +35,15 @@ def kind(request: pytest.FixtureRequest) -> Kind:
     return make(request.param)
 
 
+@pytest.fixture(autouse=True)
+def one_native_thread() -> Any:
+    """Tiny models predict in microseconds; OpenMP threads fighting over two busy cores make it seconds."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def _outputs(model: Any, sample: Any) -> dict[str, Any]:
     return {m: np.asarray(getattr(model, m)(sample)) for m in ("predict", "predict_proba", "decision_function")
             if hasattr(model, m)}
@@ -113,7 +122,10 @@ RESTRICTED = textwrap.dedent("""
 
 
 def _run(args: list[str]) -> tuple[dict[str, int], str]:
-    result = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, timeout=600)
+    import os
+
+    result = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
