@@ -5,6 +5,9 @@ session id (``nox --list``): ``nox -s "fixtures(sklearn='1.5')"`` rebuilds one v
 all of them. The versions and their exact pins live in ``fixtures/environments.json``, shared with
 ``bundler matrix --fixtures`` so that the fixtures are loaded in the very environments they were made in.
 
+``nox -s deploy`` packs every model kind people ship (tests/model_kinds.py) and loads each bundle in a fresh virtual
+environment made only from its requirements.txt plus bundler: the expensive proof that the pins are complete.
+
 ``nox -s matrix`` loads every committed fixture under every version and writes ``reports/matrix.{md,json,png}``;
 ``nox -s matrix -- BUNDLE --versions 1.5 1.6`` runs the same experiment for one of your own bundles.
 uv makes environments when available (``uv|virtualenv``): it is what keeps the matrix inside its time budget.
@@ -41,6 +44,14 @@ def tests(session: nox.Session) -> None:
     """The default test suite, exactly as .ci/run and the README run it."""
     session.install("-c", ".ci/constraints.txt", ".[test,thirdparty]")
     session.run("python", "-m", "pytest", "-q", "-n", "2", *session.posargs)
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """Every model kind of tests/model_kinds.py, packed through the API and the CLI, loaded and behaviour-checked in
+    fresh virtual environments made only from each bundle's requirements.txt plus bundler (tests/deploy_check.py)."""
+    session.install("-c", ".ci/constraints.txt", ".[test]")
+    session.run("python", "tests/deploy_check.py", "--workdir", str(ROOT / ".nox" / "deploy-envs"), *session.posargs)
 
 
 @nox.session

@@ -14,6 +14,7 @@ from bundler.errors import (
     BundleError,
     BundlerWarning,
     EnvironmentMismatch,
+    Hint,
     IntegrityError,
     SignatureError,
     UnsafeContent,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from bundler.pipelines.pack import pack, pack_file
     from bundler.pipelines.report import Report
     from bundler.pipelines.verify import inspect, verify
+    from bundler.settings import Settings
 
 _LAZY = {
     "pack": "bundler.pipelines.pack",
@@ -39,6 +41,7 @@ _LAZY = {
     "Report": "bundler.pipelines.report",
     "Manifest": "bundler.container.manifest",
     "Policy": "bundler.environment.policy",
+    "Settings": "bundler.settings",
     "HmacKey": "bundler.integrity.signing",
     "Ed25519Signer": "bundler.integrity.signing",
     "Ed25519PublicKey": "bundler.integrity.signing",
@@ -63,11 +66,13 @@ __all__ = [
     "Ed25519PublicKey",
     "Ed25519Signer",
     "EnvironmentMismatch",
+    "Hint",
     "HmacKey",
     "IntegrityError",
     "Manifest",
     "Policy",
     "Report",
+    "Settings",
     "SignatureError",
     "UnsafeContent",
     "UsageError",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
 
 class CustomModel:
     def __init__(self) -> None:
@@ -9,3 +14,10 @@ class CustomModel:
 
     def predict(self, X: list[int]) -> list[int]:
         return [0 for _ in X]
+
+
+class ClippedScaler(StandardScaler):
+    """A user's subclass of a scikit-learn estimator: its payload names only this class, never scikit-learn."""
+
+    def transform(self, X: Any, copy: bool | None = None) -> Any:
+        return np.clip(super().transform(X, copy=copy), -3.0, 3.0)

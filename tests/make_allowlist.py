@@ -240,7 +240,7 @@ def enumerated() -> tuple[set[str], set[str]]:
     # numpy: reconstructors, dtype, scalar types (values such as dtype=numpy.float64), random generators.
     cons |= {"numpy.dtype", "numpy.ndarray", "numpy._core.multiarray._reconstruct", "numpy._core.multiarray.scalar",
              "numpy._core.numeric._frombuffer", "numpy._core._ufunc_reconstruct", "numpy.ma.core._mareconstruct",
-             "numpy.ma.core.MaskedArray", "numpy.matrix", "numpy.matrixlib.defmatrix.matrix",
+             "numpy.ma.core.MaskedArray", qual(np.ma.MaskedArray), "numpy.matrix", "numpy.matrixlib.defmatrix.matrix",
              "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__generator_ctor",
              "numpy.random._pickle.__bit_generator_ctor", "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
              "numpy.random.bit_generator.SeedSequence"}

@@ -61,9 +61,10 @@ def test_requirements_are_inferred_and_pinned(packed: Path) -> None:
     assert m.frameworks == ["scikit-learn"]
 
 
-def test_user_pins_add_and_override(model: Any, tmp_path: Path) -> None:
+def test_forced_pins_add_and_override(model: Any, tmp_path: Path) -> None:
     path = tmp_path / "m.mlbundle"
-    m = bundler.pack(model, path, requirements=["numpy==1.26.4", "gunicorn==22.0.0"])
+    with pytest.warns(BundlerWarning, match="forced pin numpy==1.26.4: the installed numpy is"):
+        m = bundler.pack(model, path, force_requirements=["numpy==1.26.4", "gunicorn==22.0.0"])
     assert m.environment.packages["numpy"] == "1.26.4"
     assert m.environment.packages["gunicorn"] == "22.0.0"
     assert "gunicorn==22.0.0" in m.requirements
@@ -234,16 +235,20 @@ def test_per_package_overrides(packed: Path, tmp_path: Path) -> None:
     assert bundler.verify(path, policy=Policy("default", {"scikit-learn": "minor"})).exit_code == 4
 
 
-def test_pyproject_policy(packed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_policy(packed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pyproject.toml applies only when asked for (``Settings.from_pyproject``); the library never reads it."""
     path = _claim(packed, tmp_path / "c.mlbundle", "scikit-learn", "1.2.2")
-    (tmp_path / "pyproject.toml").write_text('[tool.bundler.policy]\n"*" = "default"\nscikit-learn = "none"\n')
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.bundler.policy]\n"*" = "default"\nscikit-learn = "none"\n')
     monkeypatch.chdir(tmp_path)
-    assert bundler.verify(path).ok
-    (tmp_path / "pyproject.toml").write_text('[tool.bundler.policy]\n"*" = "major"\n')
-    assert bundler.verify(path).ok
-    (tmp_path / "pyproject.toml").write_text('[tool.bundler.policy]\nscikit-learn = "sometimes"\n')
+    assert bundler.verify(path).exit_code == 4  # the file in the working directory is not read
+    assert bundler.verify(path, settings=bundler.Settings.from_pyproject(pyproject)).ok
+    assert bundler.verify(path, settings=bundler.Settings.from_pyproject(tmp_path)).ok  # a folder: searched
+    pyproject.write_text('[tool.bundler.policy]\n"*" = "major"\n')
+    assert bundler.verify(path, settings=bundler.Settings.from_pyproject(pyproject)).ok
+    pyproject.write_text('[tool.bundler.policy]\nscikit-learn = "sometimes"\n')
     with pytest.raises(UsageError, match="sometimes"):
-        bundler.verify(path)
+        bundler.Settings.from_pyproject(pyproject)
 
 
 # -- atomic writes ------------------------------------------------------------------------------------------------
@@ -280,7 +285,8 @@ def test_pack_warns_about_globals_outside_allowlist(tmp_path: Path) -> None:
     with pytest.warns(BundlerWarning) as caught:
         bundler.pack(CustomModel(), tmp_path / "c.mlbundle")
     messages = [str(w.message) for w in caught]
-    assert any("--trust tests.custom_model.CustomModel" in m for m in messages)
+    assert any("trust=['tests.custom_model.CustomModel']" in m for m in messages)
+    assert not any("--trust" in m for m in messages)  # API users are told about trust=, not a CLI flag
     assert any("no installed distribution provides (tests)" in m for m in messages)
     report = bundler.verify(tmp_path / "c.mlbundle")
     assert report.exit_code == 5 and "tests.custom_model.CustomModel" in _problems(report)

@@ -45,8 +45,8 @@ def test_verify_json_is_one_document(packed: Path, tmp_path: Path) -> None:
 
 def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
     code = ("import sys; from bundler.cli import main; rc = main(['verify', sys.argv[1], '-q']); "
-            "heavy = sorted(m for m in ('sklearn', 'numpy', 'joblib', 'scipy') if m in sys.modules); "
-            "print(rc, heavy)")
+            "heavy = sorted(m for m in ('sklearn', 'numpy', 'joblib', 'scipy', 'pandas', 'pyarrow', 'tqdm') "
+            "if m in sys.modules); print(rc, heavy)")
     result = subprocess.run([sys.executable, "-c", code, str(packed)], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "0 []", result.stdout + result.stderr
 
@@ -134,7 +134,7 @@ def test_pack_file_verify_load_subprocess(model: Any, data: Any, tmp_path: Path,
     np.save(sample, data[0][:5])
     out = tmp_path / "out.mlbundle"
     result = run_cli("pack", src, "-o", out, "--sign-key", keypair[0], "--sample", sample, "--meta", "auc=0.93",
-                     "--meta", "owner=ds-team", "--requirement", "gunicorn==22.0.0")
+                     "--meta", "owner=ds-team", "--force-requirement", "gunicorn==22.0.0")
     assert result.returncode == 0, result.stderr
     result = run_cli("inspect", out, "--json")
     doc = json.loads(result.stdout)
@@ -193,3 +193,83 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "refused with exit 3" in result.stdout and "refused with exit 4" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+# -- what a new user runs into -----------------------------------------------------------------------------------
+def test_pack_of_a_bundle_says_it_is_already_one(packed: Path, capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    assert main(["pack", str(packed), "-o", str(tmp_path / "again.mlbundle")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {packed} is already a bundle, not a model file" in err
+    assert f"hint: to check it: bundler verify {packed}" in err and "skops" not in err
+    _one_line_errors(err)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(bytes([0xFB, 0x13, 0x00, 0x42]) * 64, "not a pickle, joblib or skops file"),
+     (b"city,age\nparis,31\n", "not a pickle, joblib or skops file"),
+     (b"PK\x03\x04" + b"\x00" * 40, "not a pickle, joblib or skops file (a damaged zip archive"),
+     (None, "a zip archive, but not a skops file")],
+)
+def test_pack_of_something_else_says_what_it_is_not(content: bytes | None, message: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    src = tmp_path / "model.joblib"
+    if content is None:
+        with zipfile.ZipFile(src, "w") as zf:
+            zf.writestr("notes.txt", "hello")
+    else:
+        src.write_bytes(content)
+    assert main(["pack", str(src), "-o", str(tmp_path / "o.mlbundle")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "opcode" not in err
+    assert not (tmp_path / "o.mlbundle").exists()
+
+
+def test_a_damaged_pickle_is_still_an_integrity_failure(model: Any, tmp_path: Path) -> None:
+    import pickle
+
+    src = tmp_path / "model.pkl"
+    src.write_bytes(pickle.dumps(model, protocol=4)[:200])
+    assert main(["pack", str(src), "-o", str(tmp_path / "o.mlbundle")]) == 3
+
+
+def test_output_dash_is_refused(model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "model.joblib"
+    joblib.dump(model, src)
+    monkeypatch.chdir(tmp_path)
+    assert main(["pack", str(src), "-o", "-"]) == 2
+    assert "never to standard output" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+
+
+def test_quiet_hides_library_warnings_but_not_bundlers(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    old = ROOT / "fixtures" / "sklearn-1.8" / "linear.mlbundle"
+    assert main(["load", str(old), "--policy", "none", "--no-config"]) == 0
+    assert "warning: Trying to unpickle estimator StandardScaler from version 1.8.0" in capsys.readouterr().err
+    assert main(["load", str(old), "--policy", "none", "--no-config", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_requirements_prints_the_verified_pins_and_nothing_else(packed: Path, tmp_path: Path,
+                                                                keypair: tuple[Path, Path]) -> None:
+    from bundler.cli.demo import claim_other_version
+
+    result = run_cli("requirements", packed, "-q")
+    assert result.returncode == 0 and result.stderr == ""
+    pins = json.loads(run_cli("inspect", packed, "--json").stdout)["manifest"]["requirements"]
+    assert result.stdout == "".join(f"{line}\n" for line in pins) and "scikit-learn==" in result.stdout
+    assert run_cli("requirements", packed, "--public-key", keypair[1]).returncode == 3
+    other = tmp_path / "other.mlbundle"
+    claim_other_version(packed, other, "scikit-learn", "1.2.2")
+    result = run_cli("requirements", other)
+    assert result.returncode == 4 and result.stdout == ""
+    assert "hint: to print the pins of a bundle for an environment that does not have them yet" in result.stderr
+    assert "--against FILE or --policy none" in result.stderr
+    result = run_cli("requirements", other, "--policy", "none", "-q")
+    assert result.returncode == 0 and "scikit-learn==1.2.2\n" in result.stdout

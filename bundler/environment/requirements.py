@@ -1,9 +1,22 @@
-"""Requirements inference: the distributions a payload needs, pinned at their installed versions.
+"""Requirements inference: the distributions a model needs at run time, pinned at their installed versions.
 
-Requirements are inferred *statically*: the payload's pickle globals name the modules it needs; each module maps to
-an installed distribution, and that distribution's runtime dependencies (Requires-Dist, with markers evaluated for
-this interpreter) are added transitively. Nothing is re-imported or re-loaded in a subprocess (MLflow does that, and
-pays seconds for it). The requirement and marker parsers of ``packaging`` are imported only when packing.
+The goal is that ``pip install -r requirements.txt`` (plus bundler) is enough to load and run the model. The roots:
+
+* the modules the payload's pickle globals name;
+* the modules defining the *bases* of every class among them (their MRO, read from classes already in memory): a
+  subclass of a scikit-learn estimator from another package needs scikit-learn although the payload never names it;
+* distributions the caller knows the model needs: the serializer's own package (joblib, skops), pandas for a model
+  fitted on or sampled with a DataFrame.
+
+Each module maps to an installed distribution, and that distribution's runtime dependencies (Requires-Dist, with
+markers evaluated for this interpreter) are added transitively. Nothing is imported or loaded in a subprocess
+(MLflow does that, and pays seconds for it). The requirement and marker parsers of ``packaging`` are imported only
+when packing.
+
+User pins (``requirements=``, ``--requirement``, ``-r FILE``) must say what is installed: a pin that contradicts the
+installed version, or names a package that is not installed, would make a bundle that fails ``verify`` where it was
+made. Such a pin is refused unless it is *forced* (``force_requirements=``, ``--force-requirement``), for the
+deliberate case of pinning for a deploy image what this environment does not have.
 """
 
 from __future__ import annotations
@@ -15,17 +28,21 @@ from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
-from bundler.environment.capture import dist_info_folders, normalize
+from bundler.environment.capture import InstalledVersions, dist_info_folders, normalize
 from bundler.environment.policy import CONTAINER_LIBRARIES
-from bundler.errors import UsageError
+from bundler.environment.runtime import base_modules
+from bundler.errors import Hint, UsageError
 
 __all__ = [
     "Inferred",
+    "UserPins",
     "distributions_providing",
     "infer_requirements",
     "modules_of",
     "parse_pins",
+    "read_requirements_file",
     "requirement_lines",
+    "user_pins",
 ]
 
 
@@ -52,26 +69,33 @@ class Inferred:
     unmapped: list[str] = field(default_factory=list)
 
 
-def infer_requirements(globals_: Iterable[str], constructed: Iterable[str] = ()) -> Inferred:
-    """Map the payload's modules to distributions and pin their runtime dependency closure at installed versions.
+def infer_requirements(globals_: Iterable[str], constructed: Iterable[str] = (), *,
+                       extra: Iterable[str] = ()) -> Inferred:
+    """Map the payload's modules (and the modules of their classes' bases) to distributions and pin their runtime
+    dependency closure at installed versions.
 
-    ``constructed`` are the globals called while unpickling; the distributions providing them (other than container
-    libraries like numpy) are the model *frameworks* the ``default`` policy holds exact.
+    ``constructed`` are the globals called while unpickling; the distributions providing them or their bases (other
+    than container libraries like numpy) are the model *frameworks* the ``default`` policy holds exact. ``extra``
+    names distributions to pin as well (with their closure) when they are installed.
     """
-    wanted = {m for m in modules_of(globals_) | modules_of(constructed) if not _is_stdlib(m)}
-    module_to_dists = distributions_providing(wanted)
+    globals_ = list(globals_)
+    constructed = list(constructed)
+    named = {m for m in modules_of(globals_) if not _is_stdlib(m)}
+    bases = {m for m in base_modules(globals_) if not _is_stdlib(m)}
+    called = {m for m in modules_of(constructed) | base_modules(constructed) if not _is_stdlib(m)}
+    module_to_dists = distributions_providing(named | bases | called)
     result = Inferred()
     roots: list[str] = []
-    for module in sorted(modules_of(globals_)):
-        if _is_stdlib(module):
-            continue
+    for module in sorted(named | bases):
         dists = module_to_dists.get(module)
         if not dists:
-            result.unmapped.append(module)
+            if module in named:
+                result.unmapped.append(module)
             continue
         roots.extend(normalize(d) for d in dists)
+    roots.extend(normalize(d) for d in extra)
     frameworks = set()
-    for module in modules_of(constructed):
+    for module in called:
         for dist in module_to_dists.get(module, []):
             if normalize(dist) not in CONTAINER_LIBRARIES:
                 frameworks.add(normalize(dist))
@@ -116,6 +140,12 @@ def distributions_providing(modules: Iterable[str]) -> dict[str, list[str]]:
     return result
 
 
+def dependency_closure(roots: Iterable[str]) -> dict[str, str]:
+    """``roots`` and their runtime dependencies (Requires-Dist, markers evaluated here, extras ignored), each at its
+    installed version; roots that are not installed are left out."""
+    return _dependency_closure(roots)
+
+
 def _dependency_closure(roots: Iterable[str]) -> dict[str, str]:
     from importlib import metadata
 
@@ -144,7 +174,6 @@ def _dependency_closure(roots: Iterable[str]) -> dict[str, str]:
                 continue
             queue.append(normalize(req.name))
     return pinned
-
 
 
 def parse_pins(lines: Iterable[str]) -> dict[str, str]:
@@ -183,3 +212,72 @@ def requirement_lines(pins: Mapping[str, str]) -> list[str]:
     return [f"{name}=={version}" for name, version in pins.items()]
 
 
+@dataclass
+class UserPins:
+    """Pins a user asked for: ``checked`` agree with this environment, ``forced`` were taken as given."""
+
+    checked: dict[str, str] = field(default_factory=dict)
+    forced: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def user_pins(requirements: Iterable[str] = (), forced: Iterable[str] = ()) -> UserPins:
+    """Parse and check user pins; every problem is reported at once (a UsageError with a hint to force them).
+
+    A pin must name an installed distribution at its installed version (``1.5`` and ``1.5.0`` are the same version).
+    ``forced`` pins are taken as given; each one that disagrees with this environment is listed in ``notes``.
+    """
+    checked = parse_pins(requirements)
+    forced_pins = parse_pins(forced)
+    both = sorted(set(checked) & set(forced_pins))
+    if both:
+        raise UsageError(f"{both[0]} is both pinned and force-pinned; give it once",
+                         problems=[f"{n} is both pinned and force-pinned; give it once" for n in both])
+    installed = InstalledVersions()
+    bad: list[str] = []
+    refused: list[str] = []
+    for name, version in checked.items():
+        problem = _disagreement(name, version, installed[name])
+        if problem:
+            bad.append(f"requirement {name}=={version}: {problem}")
+            refused.append(f"{name}=={version}")
+    if bad:
+        raise UsageError(bad[0], problems=bad, hints=[Hint(
+            "pack where these versions are installed, or pin them anyway (the bundle then fails verify here)",
+            api=f"force_requirements={refused!r}", cli=" ".join(f"--force-requirement {p}" for p in refused))])
+    notes = []
+    for name, version in forced_pins.items():
+        problem = _disagreement(name, version, installed[name])
+        if problem:
+            notes.append(f"forced pin {name}=={version}: {problem}; verify and load refuse it here unless the "
+                         "policy allows it")
+    return UserPins(checked=checked, forced=forced_pins, notes=notes)
+
+
+def _disagreement(name: str, version: str, have: str | None) -> str | None:
+    if have is None:
+        return f"{name} is not installed in this environment"
+    try:
+        if Version(have) == Version(version):
+            return None
+    except InvalidVersion:
+        if have == version:
+            return None
+    return f"the installed {name} is {have}"
+
+
+def read_requirements_file(path: str | os.PathLike[str]) -> list[str]:
+    """The pins of a requirements file, read as pip reads it: comments, continuations, ``-r`` includes, hashes and
+    environment markers (a line whose marker is false here is skipped, as pip skips it). Only exact pins are
+    accepted: an editable install, a direct URL or a range has no version to pin, and every such line is reported
+    at once (a UsageError)."""
+    from pathlib import Path
+
+    from bundler.environment.targets import load_target
+
+    target = load_target(Path(path))
+    if target.kind != "requirements":
+        raise UsageError(f"{path}: a lock file, not a requirements file (name==version lines, as pip reads them)")
+    if target.unpinnable:
+        raise UsageError(f"{path}: {len(target.unpinnable)} line(s) cannot be pinned", problems=target.unpinnable)
+    return requirement_lines(target.packages)

@@ -65,6 +65,9 @@ class TargetEnvironment:
     source: str
     notes: list[str] = field(default_factory=list)
     requires_python: str | None = None
+    #: Lines skipped because no version can be known from the text (editable installs, direct URLs): fine for
+    #: describing a target, not for pinning a bundle's requirements (``read_requirements_file`` refuses them).
+    unpinnable: list[str] = field(default_factory=list)
 
 
 def read_target(path: str | Path) -> dict[str, str]:
@@ -97,10 +100,11 @@ def parse_requirements(text: str, *, source: str = "<requirements>", base_dir: P
     packages: dict[str, str] = {}
     notes: list[str] = []
     errors: list[str] = []
+    unpinnable: list[str] = []
     for lineno, line in _logical_lines(text):
         where = f"{source}:{lineno}"
         if line.startswith("-"):
-            _option_line(line, where, base_dir, _depth, packages, notes, errors)
+            _option_line(line, where, base_dir, _depth, packages, notes, errors, unpinnable)
             continue
         requirement_text = _strip_trailing_options(line)
         try:
@@ -113,6 +117,7 @@ def parse_requirements(text: str, *, source: str = "<requirements>", base_dir: P
             continue
         if req.url:
             notes.append(f"{where}: skipped {req.name} @ {req.url}: a direct reference has no version to compare")
+            unpinnable.append(f"{where}: {req.name} @ {req.url} is a direct reference, not a name==version pin")
             continue
         version = _pinned_version(req)
         if version is None:
@@ -121,7 +126,8 @@ def parse_requirements(text: str, *, source: str = "<requirements>", base_dir: P
         _add(packages, canonicalize_name(req.name), version, where, errors)
     if errors:
         raise UsageError(f"{source}: {len(errors)} line(s) cannot describe a target environment", problems=errors)
-    return TargetEnvironment(packages=packages, kind="requirements", source=source, notes=notes)
+    return TargetEnvironment(packages=packages, kind="requirements", source=source, notes=notes,
+                             unpinnable=unpinnable)
 
 
 def parse_pylock(text: str, *, source: str = "pylock.toml") -> TargetEnvironment:
@@ -325,13 +331,14 @@ def _strip_trailing_options(line: str) -> str:
 
 
 def _option_line(line: str, where: str, base_dir: Path | None, depth: int, packages: dict[str, str],
-                 notes: list[str], errors: list[str]) -> None:
+                 notes: list[str], errors: list[str], unpinnable: list[str]) -> None:
     option, _, value = line.partition(" ")
     if "=" in option and option.startswith("--"):
         option, _, value = option.partition("=")
     value = value.strip()
     if option in ("-e", "--editable"):
         notes.append(f"{where}: skipped editable install {value!r}: its version cannot be known from the text")
+        unpinnable.append(f"{where}: editable install {value!r} is not a name==version pin")
     elif option in ("-r", "--requirement"):
         if base_dir is None or depth >= MAX_INCLUDE_DEPTH:
             errors.append(f"{where}: cannot follow include {value!r}")
@@ -344,6 +351,7 @@ def _option_line(line: str, where: str, base_dir: Path | None, depth: int, packa
             errors.extend(exc.problems)
             return
         notes.extend(sub.notes)
+        unpinnable.extend(sub.unpinnable)
         for name, version in sub.packages.items():
             _add(packages, name, version, f"{where} (via {value})", errors)
     elif option in ("-c", "--constraint"):

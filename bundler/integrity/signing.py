@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bundler.container.manifest import SIGNATURE_NAME, canonical_json, parse_json_document
-from bundler.errors import IntegrityError, SignatureError, UsageError
+from bundler.errors import Hint, IntegrityError, SignatureError, UsageError
 from bundler.integrity.hashing import sha256_bytes
 
 SCHEMES = ("sha256", "hmac-sha256", "ed25519")
@@ -86,7 +86,9 @@ class HmacKey:
         """Read a secret from a file; one trailing newline is ignored, a PEM key is refused (wrong kind of key)."""
         raw = _read_key_file(path, "HMAC key file")
         if raw.lstrip().startswith(b"-----BEGIN"):
-            raise UsageError(f"HMAC key file {path} holds a PEM key; use --sign-key/--public-key for Ed25519 keys")
+            raise UsageError(f"HMAC key file {path} holds a PEM key, not an HMAC secret", hints=[Hint(
+                "for an Ed25519 key", api="Ed25519Signer.from_file / Ed25519PublicKey.from_file",
+                cli="--sign-key / --public-key")])
         secret = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
         if len(secret) < MIN_HMAC_KEY_BYTES:
             raise UsageError(f"HMAC key file {path} is not a key: it holds {len(secret)} bytes, "

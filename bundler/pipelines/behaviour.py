@@ -7,73 +7,76 @@ time and compare. That is what this module does.
 
 Design points (each one is a reason, not a preference):
 
-* **No pickle, ever.** The sample and the outputs are stored as ``.npy`` files written and read with
-  ``allow_pickle=False``. Object arrays are converted: strings to fixed-width unicode (``<U``), numbers to float or
-  int. Anything that cannot be represented that way is refused at pack time with a :class:`UsageError`, so that the
-  check can never become a second, unaudited deserialization path.
+* **No pickle, ever.** The sample and the outputs are ``.npy`` members written and read with ``allow_pickle=False``
+  (the layout is documented in :mod:`bundler.pipelines.sample`). Anything that cannot be represented that way is
+  refused at pack time with a :class:`UsageError`, so that the check can never become a second, unaudited
+  deserialization path.
+* **The model is run on what load will rebuild.** At pack time the sample is stored, read back, and the model is
+  run on the copy that was read back; load rebuilds the same copy. A type that would not survive the round trip
+  is caught at pack time, never reported as drift later.
 * **Small by construction.** A sample is at most :data:`MAX_ROWS` rows and all its members together at most
   :data:`MAX_BYTES` bytes; the check re-runs the model, so it must stay cheap at deploy time.
 * **numpy is imported lazily.** ``bundler verify`` must never import numpy (it is meant to run in a small, fast
   process); only ``pack`` and ``load`` call into the functions below.
-* **Tolerances are explicit and recorded.** Floating-point outputs (``predict_proba``, ``decision_function``,
-  ``transform``, float ``predict`` of a regressor) are compared with ``|new - old| <= atol + rtol * |old|`` (NaN
-  equals NaN at the same position); labels, integers, booleans and strings must be exactly equal. The tolerance in
-  force is written into the manifest so that a reader knows what "the same" meant.
+* **A missing package is not drift.** A stored input that needs a package this environment lacks (pandas for a
+  DataFrame, pyarrow for an Arrow column), or a method that now fails to import a module, raises
+  :class:`~bundler.errors.EnvironmentMismatch` (exit 4, naming it), never :class:`~bundler.errors.BehaviourDrift`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bundler.errors import UsageError
+from bundler.errors import EnvironmentMismatch, UsageError
+from bundler.pipelines.sample.compare import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    TOLERANCE_RULE,
+    compare_arrays,
+    tolerance,
+)
+from bundler.pipelines.sample.storage import MAX_BYTES, MAX_ROWS, PREFIX, MemberReader, MemberWriter, one_line
 
-#: Members written by :func:`sample_members` all live below this prefix in the archive.
-PREFIX = "sample/"
-#: Refuse samples with more rows than this: the check re-runs the model at every load.
-MAX_ROWS = 10_000
-#: Refuse samples whose members (input and all outputs) add up to more than this many bytes.
-MAX_BYTES = 16 * 1024 * 1024
-#: Relative tolerance for floating-point outputs (numpy's ``allclose`` default; it absorbs BLAS and summation-order
-#: noise while still catching any change a person would call "a different prediction").
-DEFAULT_RTOL = 1e-5
-#: Absolute tolerance for floating-point outputs (numpy's ``allclose`` default).
-DEFAULT_ATOL = 1e-8
 #: Methods re-run at load time, in this order. ``predict`` is always attempted; the others where the model has them.
 METHODS = ("predict", "predict_proba", "decision_function", "transform")
-#: Version of the ``sample`` info layout, so that a future layout can be told apart.
-INFO_FORMAT = 1
-
-_TOLERANCE_DOC = (
-    "floats: |new - old| <= atol + rtol * |old| elementwise (NaN == NaN); "
-    "labels, integers, booleans and strings: exact equality"
-)
+#: Layout versions this bundler reads (see :mod:`bundler.pipelines.sample`).
+INFO_FORMATS = (1, 2)
+#: The newest layout version, written whenever the input is not a plain 2-D array.
+INFO_FORMAT = 2
 
 
 def sample_members(model: Any, sample: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Run ``model`` on ``sample`` and return the archive members to store and the info for the manifest.
 
-    ``sample`` is a 2-D array-like (numpy array, list of lists, or a pandas DataFrame, whose columns are then stored
-    one by one so that column names and per-column dtypes survive). Returns ``(members, info)`` where ``members`` maps
-    archive names below ``sample/`` to ``.npy`` bytes and ``info`` is JSON-able and recorded in the manifest under
-    ``sample``. Methods that the model lacks, or that raise on this sample, are skipped and listed in
-    ``info["skipped"]`` (a classifier without ``transform`` is normal, not an error); ``predict`` must work.
+    ``sample`` is what the model takes: a numpy array (2-D, or 1-D such as texts), a list of str or of rows, a
+    pandas DataFrame or Series (any dtype pandas can name: numbers, strings, categories with missing values,
+    datetimes, booleans, nullable types) or a scipy sparse matrix. Returns ``(members, info)`` where ``members``
+    maps archive names below ``sample/`` to ``.npy`` bytes and ``info`` is JSON-able and recorded in the manifest
+    under ``sample``. Methods that the model lacks, that raise on this sample or whose output is too large, are
+    skipped and listed in ``info["skipped"]``; ``predict`` must work and return one result per row.
 
-    Raises :class:`UsageError` for a sample that is too large, not 2-D, or holds values that cannot be stored
+    Raises :class:`UsageError` for a sample that is too large, has no rows, or holds values that cannot be stored
     without pickle.
     """
     import numpy as np
 
-    members: dict[str, bytes] = {}
-    model_input, input_info = _prepare_input(sample)
-    for name, array in input_info.pop("_arrays").items():
-        members[name] = _to_npy(array)
+    from bundler.pipelines.sample.inputs import decode_input, encode_input
 
+    members, input_info, version = encode_input(sample)
+    try:
+        model_input = decode_input(members.__getitem__, input_info, version)
+    except (UsageError, EnvironmentMismatch) as exc:  # a bug of ours, never the user's: say so plainly
+        raise UsageError(f"the sample does not read back as it was stored: {exc.problems[0]}") from exc
+    rows = int(input_info["rows"])
+    outputs = MemberWriter()
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    budget = MAX_BYTES - sum(len(d) for d in members.values())
+    if budget < 0:
+        raise UsageError(f"the behaviour sample takes {MAX_BYTES - budget} bytes; the limit is {MAX_BYTES} "
+                         f"(use fewer rows)")
     for method in METHODS:
         func = _get_method(model, method)
         if func is None:
@@ -81,40 +84,45 @@ def sample_members(model: Any, sample: Any) -> tuple[dict[str, bytes], dict[str,
                 raise UsageError("the model has no predict method; a behaviour sample needs one")
             continue
         try:
-            output = func(model_input)
+            parts = _output_arrays(func(model_input))
         except Exception as exc:  # any failure means "not recordable", reported in info
             if method == "predict":
-                raise UsageError(f"the model's predict failed on the sample: {_one_line(exc)}") from exc
-            skipped[method] = _one_line(exc)
+                raise UsageError(f"the model's predict failed on the sample: {one_line(exc)}") from exc
+            skipped[method] = one_line(exc)
             continue
-        try:
-            parts = _output_arrays(output)
-        except UsageError as exc:
+        if method == "predict" and parts[0].ndim >= 1 and parts[0].shape[0] != rows:
+            raise UsageError(
+                f"the model's predict returned {parts[0].shape[0]} results for a sample of {rows} rows; a text "
+                "model takes a 1-D sample (a list of str, a Series, a .txt file with one document per line), "
+                "not a table")
+        size = sum(part.nbytes for part in parts)
+        if size > budget:
             if method == "predict":
-                raise
-            skipped[method] = exc.problems[0]
+                raise UsageError(f"the sample's predict output takes {size} bytes; the limit is {MAX_BYTES} "
+                                 f"(use fewer rows)")
+            skipped[method] = f"output of {size} bytes exceeds what is left of the {MAX_BYTES}-byte sample limit"
             continue
+        budget -= size
         entries = []
         for index, part in enumerate(parts):
-            member = f"{PREFIX}{method}.npy" if len(parts) == 1 else f"{PREFIX}{method}.{index}.npy"
-            members[member] = _to_npy(part)
-            entries.append({"member": member, "shape": list(part.shape), "dtype": part.dtype.str,
-                            "compare": "allclose" if part.dtype.kind in "fc" else "exact"})
+            stem = method if len(parts) == 1 else f"{method}.{index}"
+            entries.append({**outputs.array(stem, part), "compare": "allclose" if part.dtype.kind in "fc" else "exact"})
         methods[method] = {"outputs": entries}
 
-    total = sum(len(data) for data in members.values())
-    if total > MAX_BYTES:
-        raise UsageError(f"the behaviour sample and its outputs take {total} bytes; the limit is {MAX_BYTES} "
-                         f"(use fewer rows)")
+    members.update(outputs.members)
     info: dict[str, Any] = {
-        "format": INFO_FORMAT,
-        "rows": input_info["rows"],
+        "format": version,
+        "rows": rows,
         "input": input_info,
         "methods": methods,
         "skipped": skipped,
-        "tolerance": {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL, "rule": _TOLERANCE_DOC},
+        "tolerance": {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL, "rule": TOLERANCE_RULE},
         "numpy_version": np.__version__,
     }
+    if version >= 2:
+        for module, key in (("pandas", "pandas_version"), ("scipy", "scipy_version")):
+            if module in sys.modules and _uses(input_info, module):
+                info[key] = str(getattr(sys.modules[module], "__version__", "unknown"))
     return members, info
 
 
@@ -126,14 +134,21 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
     empty list means the model behaves as it did at pack time, within the recorded tolerance. A method that now
     raises or no longer exists counts as a difference. Only members below ``sample/`` are ever read, whatever the
     info says.
+
+    Raises :class:`EnvironmentMismatch` when the stored input needs a package this environment lacks, or a method
+    now fails because a module cannot be imported: the environment is the problem, not the model's behaviour.
     """
     import numpy as np
 
-    if not isinstance(info, Mapping) or info.get("format") != INFO_FORMAT:
-        return [f"sample: unknown sample info format {info.get('format') if isinstance(info, Mapping) else info!r}"]
-    rtol, atol = _tolerance(info.get("tolerance"))
+    from bundler.pipelines.sample.inputs import decode_input
+
+    version = info.get("format") if isinstance(info, Mapping) else None
+    if version not in INFO_FORMATS:
+        return [f"sample: unknown sample info format {version if isinstance(info, Mapping) else info!r} "
+                f"(this bundler reads {', '.join(map(str, INFO_FORMATS))})"]
+    rtol, atol = tolerance(info.get("tolerance"))
     try:
-        model_input = _rebuild_input(read_member, info.get("input"))
+        model_input = decode_input(read_member, info.get("input"), int(version))
     except UsageError as exc:
         return [f"sample: stored input unreadable: {exc.problems[0]}"]
 
@@ -141,6 +156,8 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
     methods = info.get("methods")
     if not isinstance(methods, Mapping) or "predict" not in methods:
         return ["sample: no stored predict output"]
+    reader = MemberReader(read_member)
+    missing: list[str] = []
     # the manifest is canonical JSON (sorted keys): report in the fixed METHODS order, predict first
     for method in sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m)):
         spec = methods[method]
@@ -152,10 +169,12 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
             problems.append(f"{method}: the loaded model no longer has this method")
             continue
         try:
-            output = func(model_input)
-            parts = _output_arrays(output)
+            parts = _output_arrays(func(model_input))
+        except ModuleNotFoundError as exc:  # the environment lacks a module the method needs: not drift
+            missing.append(f"{method}: needs module {exc.name or exc}, which this environment lacks ({one_line(exc)})")
+            continue
         except Exception as exc:  # a method that now raises is a behaviour difference
-            problems.append(f"{method}: now raises {_one_line(exc)}")
+            problems.append(f"{method}: now raises {one_line(exc)}")
             continue
         outputs = spec.get("outputs", []) if isinstance(spec, Mapping) else []
         if len(parts) != len(outputs):
@@ -164,60 +183,24 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
         for index, (entry, new) in enumerate(zip(outputs, parts, strict=True)):
             label = method if len(outputs) == 1 else f"{method}[{index}]"
             try:
-                old = _load_npy(read_member, entry.get("member") if isinstance(entry, Mapping) else None)
+                old = reader.array(entry, what=f"stored {label}")
             except UsageError as exc:
                 problems.append(f"{label}: stored output unreadable: {exc.problems[0]}")
                 continue
             line = compare_arrays(label, old, new, rtol=rtol, atol=atol, np=np)
             if line:
                 problems.append(line)
+    if missing:
+        raise EnvironmentMismatch(missing[0], problems=missing)
     return problems
 
 
-def compare_arrays(label: str, old: Any, new: Any, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-                   np: Any = None) -> str | None:
-    """Compare a stored output with a new one; return a one-line description of the difference or ``None``.
-
-    Floats (either side) use the tolerance; everything else is compared exactly. Rows are counted along the first
-    axis: a row differs if any of its entries does.
-    """
-    if np is None:
-        import numpy as np
-    old = np.asarray(old)
-    new = np.asarray(new)
-    if old.shape != new.shape:
-        return f"{label}: shape {tuple(new.shape)} now, {tuple(old.shape)} at pack time"
-    rows = old.shape[0] if old.ndim else 1
-    if old.size == 0:
-        return None
-    floating = old.dtype.kind in "fc" or new.dtype.kind in "fc"
-    if floating and old.dtype.kind in "biufc" and new.dtype.kind in "biufc":
-        old_f = old.astype(np.complex128 if "c" in (old.dtype.kind, new.dtype.kind) else np.float64)
-        new_f = new.astype(old_f.dtype)
-        bad = ~np.isclose(new_f, old_f, rtol=rtol, atol=atol, equal_nan=True)
-        if not bad.any():
-            return None
-        both_finite = np.isfinite(old_f) & np.isfinite(new_f)
-        diff = np.abs(new_f - old_f)
-        max_abs = float(diff[both_finite].max()) if both_finite.any() else math.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = diff / np.abs(old_f)
-        rel_ok = both_finite & np.isfinite(rel)
-        max_rel = float(rel[rel_ok].max()) if rel_ok.any() else math.inf
-        nrows = int(bad.reshape(rows, -1).any(axis=1).sum()) if old.ndim else 1
-        return (f"{label}: {nrows} of {rows} rows differ beyond rtol={rtol:g}, atol={atol:g} "
-                f"(max abs diff {max_abs:.3g}, max rel diff {max_rel:.3g})")
-    if old.dtype.kind != new.dtype.kind and {old.dtype.kind, new.dtype.kind} - set("biu"):
-        # e.g. labels stored as strings now come back as integers: never equal, say why
-        return f"{label}: values are of kind {new.dtype.kind!r} now, {old.dtype.kind!r} at pack time"
-    bad = old != new
-    if not np.any(bad):
-        return None
-    nrows = int(np.asarray(bad).reshape(rows, -1).any(axis=1).sum()) if old.ndim else 1
-    return f"{label}: {nrows} of {rows} rows differ (exact comparison)"
-
-
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _uses(spec: Any, module: str) -> bool:
+    kind = spec.get("kind") if isinstance(spec, Mapping) else None
+    return (module == "pandas" and kind in ("series", "dataframe")) or (module == "scipy" and kind == "sparse")
 
 
 def _get_method(model: Any, name: str) -> Callable[[Any], Any] | None:
@@ -229,38 +212,6 @@ def _get_method(model: Any, name: str) -> Callable[[Any], Any] | None:
     except Exception:  # a property that raises something else is just as unavailable
         return None
     return func if callable(func) else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _to_npy(array: Any) -> bytes:
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _load_npy(read_member: Callable[[str], bytes], member: Any) -> Any:
-    import numpy as np
-
-    if not isinstance(member, str) or not member.startswith(PREFIX) or ".." in member.split("/"):
-        raise UsageError(f"sample member name {member!r} is not below {PREFIX!r}")
-    try:
-        data = read_member(member)
-    except Exception as exc:  # reported as a behaviour problem, not a crash
-        raise UsageError(f"cannot read {member}: {_one_line(exc)}") from exc
-    if len(data) > MAX_BYTES:
-        raise UsageError(f"{member} is {len(data)} bytes, more than the {MAX_BYTES} a sample may take")
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # e.g. an object array, which we refuse to unpickle
-        raise UsageError(f"{member} is not a plain .npy array: {_one_line(exc)}") from exc
 
 
 def _storable(array: Any, what: str) -> Any:
@@ -289,73 +240,6 @@ def _storable(array: Any, what: str) -> Any:
     raise UsageError(f"{what} has dtype {array.dtype}, which cannot be stored without pickle")
 
 
-def _prepare_input(sample: Any) -> tuple[Any, dict[str, Any]]:
-    """Validate the sample, return (what to feed the model, input info with the arrays under ``_arrays``)."""
-    import numpy as np
-
-    if sample is None:
-        raise UsageError("no behaviour sample given")
-    columns = getattr(sample, "columns", None)
-    if columns is not None and hasattr(sample, "iloc"):  # a pandas DataFrame: keep names and per-column dtypes
-        if not all(isinstance(name, str) for name in columns):
-            raise UsageError("sample DataFrame column names must be strings to be stored")
-        rows = int(sample.shape[0])
-        _check_rows(rows)
-        arrays: dict[str, Any] = {}
-        cols = []
-        for index, name in enumerate(columns):
-            col = sample.iloc[:, index]
-            pandas_dtype = str(col.dtype)
-            values = _storable(col.to_numpy(), f"sample column {name!r}")
-            member = f"{PREFIX}input.col{index}.npy"
-            arrays[member] = values
-            cols.append({"name": str(name), "member": member, "dtype": values.dtype.str, "pandas_dtype": pandas_dtype})
-        info = {"kind": "dataframe", "rows": rows, "columns": cols, "_arrays": arrays}
-        return sample, info
-    array = _storable(sample, "the sample")
-    if array.ndim != 2:
-        raise UsageError(f"the sample must be 2-D (rows x features); got shape {array.shape}")
-    _check_rows(array.shape[0])
-    member = f"{PREFIX}input.npy"
-    info = {"kind": "array", "rows": int(array.shape[0]), "member": member, "shape": list(array.shape),
-            "dtype": array.dtype.str, "_arrays": {member: array}}
-    return np.ascontiguousarray(array), info
-
-
-def _check_rows(rows: int) -> None:
-    if rows < 1:
-        raise UsageError("the behaviour sample has no rows")
-    if rows > MAX_ROWS:
-        raise UsageError(f"the behaviour sample has {rows} rows; the limit is {MAX_ROWS}")
-
-
-def _rebuild_input(read_member: Callable[[str], bytes], spec: Any) -> Any:
-    if not isinstance(spec, Mapping):
-        raise UsageError("no input description")
-    if spec.get("kind") == "array":
-        array = _load_npy(read_member, spec.get("member"))
-        if array.ndim != 2 or array.shape[0] > MAX_ROWS:
-            raise UsageError(f"stored input has shape {array.shape}")
-        return array
-    if spec.get("kind") == "dataframe":
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise UsageError("the sample is a DataFrame but pandas is not installed") from exc
-        data = {}
-        for col in spec.get("columns", []):
-            values = _load_npy(read_member, col.get("member"))
-            series = pd.Series(values, name=col.get("name"))
-            pandas_dtype = col.get("pandas_dtype")
-            if isinstance(pandas_dtype, str) and pandas_dtype != str(series.dtype):
-                # keep the numpy dtype if pandas refuses; a mismatch shows as a behaviour difference if it matters
-                with contextlib.suppress(TypeError, ValueError):
-                    series = series.astype(pandas_dtype)
-            data[col.get("name")] = series
-        return pd.DataFrame(data)
-    raise UsageError(f"unknown input kind {spec.get('kind')!r}")
-
-
 def _output_arrays(output: Any) -> list[Any]:
     """Turn a method's return value into a list of storable arrays (multi-output classifiers return lists)."""
     if isinstance(output, (list, tuple)) and output and all(hasattr(o, "shape") for o in output):
@@ -371,19 +255,5 @@ def _one_output(output: Any) -> Any:
     return _storable(output, "a model output")
 
 
-def _tolerance(spec: Any) -> tuple[float, float]:
-    """Tolerance recorded at pack time, falling back to the defaults for anything missing or not a sane number."""
-    rtol, atol = DEFAULT_RTOL, DEFAULT_ATOL
-    if isinstance(spec, Mapping):
-        for key in ("rtol", "atol"):
-            value = spec.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e-2:
-                if key == "rtol":
-                    rtol = float(value)
-                else:
-                    atol = float(value)
-    return rtol, atol
-
-
-__all__ = ["DEFAULT_ATOL", "DEFAULT_RTOL", "MAX_BYTES", "MAX_ROWS", "check_behaviour", "compare_arrays",
-           "sample_members"]
+__all__ = ["DEFAULT_ATOL", "DEFAULT_RTOL", "MAX_BYTES", "MAX_ROWS", "METHODS", "PREFIX", "check_behaviour",
+           "compare_arrays", "sample_members"]

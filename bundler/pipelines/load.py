@@ -19,42 +19,42 @@ from bundler.environment.policy import Policy
 from bundler.errors import BehaviourDrift, EnvironmentMismatch, IntegrityError, UnsafeContent
 from bundler.integrity.signing import VerifyKey
 from bundler.pipelines.report import Report
-from bundler.pipelines.verify import resolve_policy, verify_open
+from bundler.pipelines.verify import verify_open
 from bundler.safety.loading import validate_loaded
+from bundler.settings import Settings, resolve
 
 __all__ = ["load", "load_with_report"]
 
 
 def load(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
-         trust: Iterable[str] = (), check_behaviour: bool = True, trust_profiles: Iterable[str] = (),
-         trust_code: bool = False) -> Any:
+         trust: Iterable[str] = (), check_behaviour: bool = True, settings: Settings | None = None,
+         trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Any:
     """Verify, then deserialize under the restricted unpickler, validate the state of every native-backed object,
     and (when the bundle has a sample) check that the model still predicts it the same. Raises the error of the
-    most serious problem found.
+    most serious problem found. ``settings`` (see ``bundler.Settings``) is applied with ``policy``/``trust`` on top,
+    as in ``verify``.
 
     ``trust_profiles`` accepts the globals of third-party libraries (``["xgboost"]``; see
     ``bundler.safety.profiles``); ``trust_code=True`` imports the modules bundled with ``pack(..., code=...)``
     (which runs them; a signature verified against ``key`` trusts them too)."""
     model, _ = load_with_report(path, key=key, policy=policy, trust=trust, check_behaviour=check_behaviour,
-                                trust_profiles=trust_profiles, trust_code=trust_code)
+                                settings=settings, trust_profiles=trust_profiles, trust_code=trust_code)
     return model
 
 
 def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = None,
                      policy: Policy | str | None = None, trust: Iterable[str] = (),
-                     check_behaviour: bool = True, trust_profiles: Iterable[str] = (),
-                     trust_code: bool = False) -> tuple[Any, Report]:
+                     check_behaviour: bool = True, settings: Settings | None = None,
+                     trust_profiles: Iterable[str] = (), trust_code: bool = False) -> tuple[Any, Report]:
     """``load`` that also returns the report (the CLI prints it)."""
     from bundler.pipelines.code import CODE_PREFIX, install_code
     from bundler.pipelines.serializers import load_verified
-    from bundler.pipelines.verify import _check_profile_names
     from bundler.safety.unpickler import RebuildError
 
-    pol = resolve_policy(policy)
-    _check_profile_names(trust_profiles)
+    eff = resolve(settings, policy=policy, trust=trust, trust_profiles=trust_profiles)
     with BundleReader(path) as reader:
-        verified = verify_open(reader, key=key, policy=pol, trust=trust, against=None, keep_payload=True,
-                               trust_profiles=trust_profiles, trust_code=trust_code)
+        verified = verify_open(reader, key=key, policy=eff.to_policy(), trust=eff.trust, against=None,
+                               keep_payload=True, trust_profiles=eff.trust_profiles, trust_code=trust_code)
         report = verified.report
         report.raise_for_problems()
         manifest, allow, payload = report.manifest, verified.allow, verified.payload

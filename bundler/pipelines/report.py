@@ -15,13 +15,17 @@ from bundler.errors import (
     BehaviourDrift,
     BundleError,
     EnvironmentMismatch,
+    Hint,
     IntegrityError,
     SignatureError,
     UnsafeContent,
 )
 from bundler.integrity.signing import SignatureStatus
 
-__all__ = ["KIND_EXIT", "KIND_ORDER", "Problem", "Report"]
+__all__ = ["CODE_PACKAGE", "KIND_EXIT", "KIND_ORDER", "Problem", "Report"]
+
+#: The ``package`` of the problem "the bundle holds code and it is not trusted" (never a trustable global name).
+CODE_PACKAGE = "<bundled code>"
 
 KIND_EXIT = {"signature": 3, "integrity": 3, "unsafe": 5, "environment": 4, "behaviour": 6}
 KIND_ORDER = ("signature", "integrity", "unsafe", "environment", "behaviour")
@@ -79,20 +83,39 @@ class Report:
         for line in error.problems:
             self.add(kind, line)
 
+    def hints(self) -> list[Hint]:
+        """What the caller could do about the problems found, as data (each audience words it its own way):
+        trusting refused globals, allowing the versions found, installing what is missing."""
+        hints: list[Hint] = []
+        from bundler.safety.profiles import trust_hints
+
+        hints += trust_hints(p.package for p in self.problems if p.kind == "unsafe" and p.package)
+        env = [p for p in self.problems if p.kind == "environment" and p.package and p.expected]
+        differ = sorted({p.package for p in env if p.found is not None and p.package})
+        if differ:
+            rules = {name: "none" for name in differ}
+            hints.append(Hint("to accept the versions found (the behaviour check still runs on load)",
+                              api=f"policy=bundler.Policy('default', {rules!r})",
+                              cli=" ".join(f"--allow {name} none" for name in differ)))
+        if any(p.package == CODE_PACKAGE for p in self.problems):
+            hints.append(Hint("only if you trust the bundle's code (or sign bundles and load with the key)",
+                              api="trust_code=True", cli="--trust-code"))
+        if any(p.found is None for p in env):
+            hints.append(Hint("to install the pinned versions of what is missing",
+                              api="pip install -r the bundle's requirements.txt (Report.manifest.requirements)",
+                              cli=f"bundler requirements {self.path} > requirements.txt && "
+                                  "pip install -r requirements.txt"))
+        return hints
+
     def error(self) -> BundleError | None:
-        """The exception for the most serious kind of problem found, carrying every problem line."""
+        """The exception for the most serious kind of problem found, carrying every problem line and the hints."""
         for kind in KIND_ORDER:
             if any(p.kind == kind for p in self.problems):
                 lines = [p.message for p in self.problems]
                 if kind == "unsafe":
                     offending = [p.package for p in self.problems if p.kind == "unsafe" and p.package]
-                    summary = lines[0]
-                    if self.suggested_profiles:
-                        from bundler.safety.profiles import api_hint
-
-                        summary += f" ({api_hint(self.suggested_profiles)})"
-                    return UnsafeContent(summary, problems=lines, offending=offending)
-                return KIND_ERROR[kind](lines[0], problems=lines)
+                    return UnsafeContent(lines[0], problems=lines, offending=offending, hints=self.hints())
+                return KIND_ERROR[kind](lines[0], problems=lines, hints=self.hints())
         return None
 
     def raise_for_problems(self) -> None:
@@ -120,4 +143,5 @@ class Report:
             "created": m.created if m else None,
             "globals": self.globals,
             "suggested_trust_profiles": self.suggested_profiles,
+            "hints": [{"text": h.text, "api": h.api, "cli": h.cli} for h in self.hints()],
         }

@@ -10,6 +10,7 @@ import pickle
 from typing import IO, Any
 
 from bundler.errors import EnvironmentMismatch, UnsafeContent, UsageError
+from bundler.safety.profiles import trust_hints
 
 SERIALIZERS = ("joblib", "pickle", "skops")
 PAYLOAD_NAMES = {"joblib": "model/model.joblib", "pickle": "model/model.pkl", "skops": "model/model.skops"}
@@ -79,7 +80,8 @@ def _load_skops(data: bytes, allow: Any) -> Any:
         untrusted = list(sio.get_untrusted_types(data=data))
         refused = [t for t in untrusted if not allow.may_import(t)]
         if refused:
-            raise UnsafeContent([f"{t} is not allowed in a skops payload" for t in refused], offending=refused)
+            raise UnsafeContent([f"{t} is not allowed in a skops payload" for t in refused], offending=refused,
+                                hints=trust_hints(refused))
         obj = sio.loads(data, trusted=untrusted)
     except (ImportError, AttributeError) as exc:
         raise EnvironmentMismatch(f"payload needs something this environment lacks: {exc}") from None

@@ -29,19 +29,20 @@ from bundler.container.manifest import (
 from bundler.environment.capture import InstalledVersions, capture_interpreter
 from bundler.environment.policy import Policy, compare, differences
 from bundler.environment.requirements import requirement_lines
-from bundler.errors import BundleError, IntegrityError, SignatureError, UnsafeContent
+from bundler.errors import BundleError, IntegrityError, SignatureError, UnsafeContent, UsageError
 from bundler.integrity.hashing import BackgroundDigest, HashingReader, SpanDigestReader, chunk_digests
 from bundler.integrity.signing import VerifyKey, check_signature
 from bundler.pipelines import progress
 from bundler.pipelines.payload import default_allowlist, scan_payload
-from bundler.pipelines.report import Report
+from bundler.pipelines.report import CODE_PACKAGE, Report
 from bundler.pipelines.serializers import PAYLOAD_NAMES
+from bundler.settings import Settings, resolve
 
 if TYPE_CHECKING:
     from bundler.safety.allowlist import Allowlist
     from bundler.safety.scan import ScanResult
 
-__all__ = ["Verified", "inspect", "read_member_text", "resolve_policy", "verify", "verify_open"]
+__all__ = ["Verified", "inspect", "read_member_text", "resolve_against", "verify", "verify_open"]
 
 #: Members up to this size are kept in memory when loading (samples and their outputs), so nothing is read twice.
 _KEEP_SMALL = 64 << 20
@@ -210,7 +211,7 @@ def _check_code(state: _Checking, trust_code: bool) -> list[str]:
         return modules
     report.add("unsafe", "the bundle holds code that would run when the model is loaded (modules "
                + ", ".join(modules) + "); it is never imported unless trusted (trust_code=True, or a signature "
-               "verified against your key)", package="<bundled code>")
+               "verified against your key)", package=CODE_PACKAGE)
     return []
 
 
@@ -314,7 +315,7 @@ def _read_payload_once(state: _Checking, entry: FileEntry) -> tuple[bool, Bundle
     if reader.members[name].stored:
         offset, size = reader.span(name)
         chunked = entry.chunks is not None and entry.chunk_size is not None
-        with progress.task(f"reading {name}", size) as advance:
+        with progress.task(f"reading {name}", size, background=True) as advance:
             reading = MemberRead(reader.fileno(), offset, size, chunk_size=entry.chunk_size if chunked else None,
                                  whole=not chunked, progress=advance).start()
         data: Any = reading.buffer
@@ -388,48 +389,39 @@ def _check_environment(manifest: Manifest, report: Report, policy: Policy, again
             report.notes.append(f"bundled under Python {bundled.python_version}, running {here['python_version']}")
 
 
-def resolve_policy(policy: Policy | str | None, overrides: Mapping[str, str] | None = None) -> Policy:
-    if policy is None or isinstance(policy, str):
-        from bundler.settings import load_config
+def resolve_against(against: Mapping[str, str] | str | os.PathLike[str] | None) -> Mapping[str, str] | None:
+    """``against=`` as given: a mapping of versions, or the path of a requirements / freeze / pylock.toml file."""
+    if against is None or isinstance(against, Mapping):
+        return against
+    if isinstance(against, (str, os.PathLike)):
+        from bundler.environment.targets import read_target
 
-        config = load_config()
-        merged = {**config.overrides, **(overrides or {})}
-        return Policy.of(policy or config.policy, merged)
-    return Policy.of(policy, overrides)
+        return read_target(os.fspath(against))
+    raise UsageError(f"against must be a path or a mapping of versions, not {type(against).__name__}")
 
 
 def verify(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
-           trust: Iterable[str] = (), against: Mapping[str, str] | None = None,
-           trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Report:
+           trust: Iterable[str] = (), against: Mapping[str, str] | str | os.PathLike[str] | None = None,
+           settings: Settings | None = None, trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Report:
     """Check a bundle without deserializing anything; ``Report.ok`` and ``Report.problems`` say what was found.
 
-    ``against`` checks the pins against another environment's versions (see ``bundler.environment.targets``)
-    instead of the running one. ``trust_profiles`` names trust profiles (``"xgboost"``, ``"lightgbm"``,
-    ``"catboost"``) whose globals are accepted; ``trust_code`` accepts code bundled with ``code=`` (it would run at
-    load). Input that cannot be read at all (a missing file) raises ``UsageError``.
+    ``against`` checks the pins against another environment instead of the running one: the path of a
+    requirements.txt / ``pip freeze`` output / ``pylock.toml``, or a mapping of versions. ``settings`` (see
+    ``bundler.Settings``) is applied with ``policy``/``trust``/``trust_profiles`` on top. ``trust_profiles`` names
+    trust profiles (``"xgboost"``, ``"lightgbm"``, ``"catboost"``) whose globals are accepted; ``trust_code``
+    accepts code bundled with ``code=`` (it would run at load). Input that cannot be read at all (a missing file)
+    raises ``UsageError``.
     """
-    pol = resolve_policy(policy)
-    _check_profile_names(trust_profiles)
+    eff = resolve(settings, policy=policy, trust=trust, trust_profiles=trust_profiles)
+    target = resolve_against(against)
     try:
         with BundleReader(path) as reader:
-            report = verify_open(reader, key=key, policy=pol, trust=trust, against=against,
-                                 trust_profiles=trust_profiles, trust_code=trust_code).report
+            report = verify_open(reader, key=key, policy=eff.to_policy(), trust=eff.trust, against=target,
+                                 trust_profiles=eff.trust_profiles, trust_code=trust_code).report
     except IntegrityError as exc:
         report = Report(path=str(path))
         report.add_error(exc, "integrity")
     return report
-
-
-def _check_profile_names(names: Iterable[str]) -> None:
-    """An unknown profile is a usage error before anything is read (``bundler.safety.profiles.profile``)."""
-    from bundler.safety.profiles import profile
-
-    if isinstance(names, str):
-        from bundler.errors import UsageError
-
-        raise UsageError(f"trust_profiles must be a list of names, not the string {names!r}")
-    for name in names:
-        profile(name)
 
 
 def inspect(path: str | os.PathLike[str]) -> Manifest:

@@ -65,6 +65,7 @@ CONSTRUCTIBLE: tuple[str, ...] = (
     'numpy.core.multiarray.scalar',
     'numpy.core.numeric._frombuffer',
     'numpy.dtype',
+    'numpy.ma.MaskedArray',
     'numpy.ma.core.MaskedArray',
     'numpy.ma.core._mareconstruct',
     'numpy.matrix',

@@ -19,13 +19,11 @@ def audit(scan: ScanResult, allow: Allowlist) -> None:
     """Raise ``UnsafeContent`` naming every global the allowlist refuses (how it is called, held or imported)."""
     findings = allow.findings(scan)
     if findings:
-        from bundler.safety.profiles import api_hint, profiles_for
+        from bundler.safety.profiles import trust_hints
 
         lines = [line for _, line in findings]
         offending = sorted({name for name, _ in findings})
-        suggested = profiles_for(offending)
-        summary = lines[0] + (f" ({api_hint(suggested)})" if suggested else "")
-        raise UnsafeContent(summary, problems=lines, offending=offending)
+        raise UnsafeContent(lines[0], problems=lines, offending=offending, hints=trust_hints(offending))
 
 
 def validate_loaded(loaded: Any, allow: Allowlist) -> None:

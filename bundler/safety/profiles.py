@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from bundler.errors import UsageError
+from bundler.errors import Hint, UsageError, trust_hint
 
-__all__ = ["PROFILES", "TrustProfile", "api_hint", "cli_hint", "profile", "profiles_for"]
+__all__ = ["PROFILES", "TrustProfile", "profile", "profiles_for", "trust_hints"]
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,22 @@ def profiles_for(names: Iterable[str]) -> list[str]:
     return sorted(p.name for p in PROFILES.values() if p.names & wanted)
 
 
-def api_hint(profiles: list[str]) -> str:
-    """How a Python caller accepts the refused names of these libraries."""
-    import json
+def trust_hints(names: Iterable[str]) -> list[Hint]:
+    """How to accept refused ``names``: the trust profiles that cover some of them (a profile also validates their
+    state, so it comes first), then plain ``trust`` for the rest. Empty when nothing can be trusted (computed
+    pseudo-names such as ``<bundled code>``)."""
+    wanted = sorted(set(names))
+    suggested = profiles_for(wanted)
+    hints: list[Hint] = []
+    if suggested:
+        import json
 
-    return f"the {' and '.join(profiles)} trust profile accepts these: trust_profiles={json.dumps(profiles)}"
-
-
-def cli_hint(profiles: list[str]) -> str:
-    """How a command-line user accepts them."""
-    flags = " ".join(f"--trust-profile {p}" for p in profiles)
-    return f"a model of {' and '.join(profiles)}: trust it with {flags}"
+        hints.append(Hint(f"a model of {' and '.join(suggested)}: its trust profile accepts the names its library "
+                          "pickles (and validates their state)", api=f"trust_profiles={json.dumps(suggested)}",
+                          cli=" ".join(f"--trust-profile {p}" for p in suggested)))
+        covered = frozenset().union(*(PROFILES[p].names for p in suggested))
+        wanted = [n for n in wanted if n not in covered]
+    rest = trust_hint(wanted)
+    if rest is not None:
+        hints.append(rest)
+    return hints

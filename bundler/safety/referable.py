@@ -167,5 +167,8 @@ PLACEMENTS: Final[dict[str, tuple[frozenset[tuple[str, str]], str]]] = {
         frozenset({("scipy.interpolate._bsplines.BSpline", "_asarray")}), _ASARRAY),
     "scipy._lib.array_api_compat.array_api_compat.numpy._aliases.asarray": (
         frozenset({("scipy.interpolate._bsplines.BSpline", "_asarray")}), _ASARRAY),
-    "numpy.ndarray": (frozenset({("joblib.numpy_pickle.NumpyArrayWrapper", "subclass")}), _WRAPPER),
+    "numpy.ndarray": (frozenset({("joblib.numpy_pickle.NumpyArrayWrapper", "subclass"),
+                                 ("numpy.ma.MaskedArray", "_baseclass"), ("numpy.ma.core.MaskedArray", "_baseclass")}),
+                      _WRAPPER + "; a masked array (GridSearchCV.cv_results_) records it as the class of the data it "
+                                 "masks and only views its own data as it"),
 }
