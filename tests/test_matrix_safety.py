@@ -157,3 +157,20 @@ def test_pin_problems_reports_every_problem_at_once() -> None:
     assert "numpy==2.4.6 disagrees with environment.packages (numpy 2.4.5)" in problems[2]
     assert "environment.packages joblib has no requirement line" in problems[3]
     assert pin_problems(["numpy==2.4.6"], {"numpy": "2.4.6"}) == []
+
+
+def test_fixture_matrix_verifies_every_fixture_first(packed: Path, tmp_path: Path) -> None:
+    """--fixtures: one bad fixture stops the run before any environment is built, every problem listed."""
+    import shutil
+
+    fixtures = tmp_path / "fixtures"
+    (fixtures / "sklearn-1.9").mkdir(parents=True)
+    shutil.copy(ROOT / "fixtures" / "environments.json", fixtures / "environments.json")
+    shutil.copy(packed, fixtures / "sklearn-1.9" / "good.mlbundle")
+    hostile_bundle(packed, tmp_path, "url").rename(fixtures / "sklearn-1.9" / "url.mlbundle")
+    hostile_bundle(packed, tmp_path, "extra").rename(fixtures / "sklearn-1.9" / "extra.mlbundle")
+    work = tmp_path / "envs"
+    result = run_cli("matrix", "--fixtures", fixtures, "--workdir", work)
+    assert result.returncode == 3, result.stderr
+    assert "url.mlbundle" in result.stderr and "extra.mlbundle" in result.stderr and "good" not in result.stderr
+    assert not work.exists() and "Traceback" not in result.stderr

@@ -224,14 +224,16 @@ def fixture_matrix(fixtures: Path, *, envdir: Path, versions: Sequence[str] | No
     if unknown:
         raise UsageError(f"no reference environment for scikit-learn {', '.join(unknown)} in "
                          f"{fixtures / 'environments.json'} (it has {', '.join(environments)})")
-    problems: list[str] = []
+    errors: list[BundleError] = []
     for _, _, path in bundles:
         try:
             check_bundle(path)
         except BundleError as exc:
-            problems += [f"{path}: {line}" for line in exc.problems]
-    if problems:
-        raise UsageError(f"{len(problems)} problems in the fixtures", problems=problems)
+            errors.append(type(exc)(f"{path}: {exc.problems[0]}", problems=[f"{path}: {p}" for p in exc.problems]))
+    if errors:
+        # every problem of every fixture, raised as the most serious kind found (integrity, unsafe, then the rest)
+        first = min(errors, key=lambda e: (3, 5).index(e.exit_code) if e.exit_code in (3, 5) else 2)
+        raise type(first)(first.problems[0], problems=[line for e in errors for line in e.problems])
     loaded_versions = list(versions) if versions else sorted(environments, key=version_key)
     builder = EnvBuilder(envdir, installer or Installer(), build_self_wheel(envdir), log=log)
     cells: list[Cell] = []
