@@ -101,26 +101,38 @@ def check_bundle(path: str | os.PathLike[str], key: KeyOption | None = None) -> 
 
 def run_workers(python: Path, bundles: Sequence[Path], workdir: Path, *, key: KeyOption | None = None,
                 jobs: int | None = None) -> list[dict[str, Any]]:
-    """Run the worker in ``python`` for each bundle, one fresh process each, ``jobs`` at a time (default: cores)."""
+    """Run the worker in ``python`` over ``bundles``: ``jobs`` batches at a time (default: cores), every bundle in a
+    process of its own within its batch (see ``worker``). Returns one record per bundle, in order."""
     workdir.mkdir(parents=True, exist_ok=True)
+    count = max(1, min(jobs or os.cpu_count() or 2, len(bundles)))
+    batches = [list(range(len(bundles)))[i::count] for i in range(count)]
 
-    def one(index_path: tuple[int, Path]) -> dict[str, Any]:
-        index, path = index_path
-        out = (workdir / f"worker-{os.getpid()}-{index}.json").resolve()
-        cmd = [str(python), "-m", "bundler.crossversion.worker", str(out), *(key.args() if key else []), str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
-                              cwd=tempfile.gettempdir())
-        if proc.returncode == 0 and out.is_file():
-            record: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-            out.unlink()
-            return record
+    def batch(number: int) -> dict[int, dict[str, Any]]:
+        outdir = Path(tempfile.mkdtemp(prefix=f"batch-{number}-", dir=workdir)).resolve()
+        indices = batches[number]
+        cmd = [str(python), "-m", "bundler.crossversion.worker", str(outdir), *(key.args() if key else []),
+               *(str(bundles[i]) for i in indices)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT * len(indices),
+                              check=False, cwd=tempfile.gettempdir())
         lines = [line for line in (proc.stderr or proc.stdout or "").strip().splitlines() if line.strip()]
         last = lines[-1] if lines else f"exit status {proc.returncode}"
-        return {"path": str(path), "environment": {}, "verify": {"ok": False, "exit_code": 1, "problems": []},
-                "error": f"the loading process crashed: {last}", "findings": [], "seconds": 0.0}
+        out: dict[int, dict[str, Any]] = {}
+        for position, index in enumerate(indices):
+            record_file = outdir / f"{position}.json"
+            if record_file.is_file():
+                out[index] = json.loads(record_file.read_text(encoding="utf-8"))
+            else:
+                out[index] = {"path": str(bundles[index]), "environment": {}, "findings": [], "seconds": 0.0,
+                              "verify": {"ok": False, "exit_code": 1, "problems": []},
+                              "error": f"the loading process crashed: {last}"}
+        shutil.rmtree(outdir, ignore_errors=True)
+        return out
 
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
-        return list(pool.map(one, enumerate(bundles)))
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        merged: dict[int, dict[str, Any]] = {}
+        for part in pool.map(batch, range(count)):
+            merged.update(part)
+    return [merged[i] for i in range(len(bundles))]
 
 
 def cell_from_record(record: Mapping[str, Any], *, model: str, bundled: str, loaded: str, package: str,
