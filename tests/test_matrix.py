@@ -284,3 +284,13 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
         result = run_cli(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_worker_gives_every_bundle_its_own_record_even_when_one_is_broken(packed: Path, tmp_path: Path) -> None:
+    """A batch of three, the middle one not a bundle at all: each gets its own record, in order."""
+    broken = tmp_path / "broken.mlbundle"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    records = runner.run_workers(Path(sys.executable), [packed, broken, packed], tmp_path / "work", jobs=1)
+    assert [r["path"] for r in records] == [str(packed), str(broken), str(packed)]
+    assert records[0]["error"] is None and records[2]["error"] is None
+    assert records[1]["verify"]["exit_code"] == 3 and records[1]["error"].startswith("IntegrityError")

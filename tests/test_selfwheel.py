@@ -48,11 +48,11 @@ def test_wheel_installs_and_runs_the_worker_without_a_source_tree(tmp_path: Path
     where = subprocess.run([py, "-c", "import bundler; print(bundler.__file__)"], capture_output=True, text=True,
                            cwd=tmp_path, check=True, timeout=300).stdout.strip()
     assert Path(where).is_relative_to(env), where
-    out = tmp_path / "record.json"
+    out = tmp_path / "records"
     proc = subprocess.run([py, "-m", "bundler.crossversion.worker", str(out), str(packed)], capture_output=True,
                           text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    record = json.loads(out.read_text(encoding="utf-8"))
+    record = json.loads((out / "0.json").read_text(encoding="utf-8"))
     assert record["verify"]["ok"] is True, record["verify"]
     assert record["error"] is None and record["findings"] == []
     assert record["environment"]["bundler"] == version("bundler")
