@@ -6,9 +6,10 @@ What each test expects is derived, never hard-coded:
   with an environment mismatch (exit 4) naming scikit-learn, and one made under this version must not be refused
   because of scikit-learn;
 * with policy ``none`` the environment is only reported, so integrity (signature and every member hash) must pass;
-* what happens when the fixture is forced to load (fails / predictions differ / predicts the same) is what the
-  committed cross-version matrix (``reports/matrix.json``, written by ``nox -s matrix``) observed in an environment
-  with this very scikit-learn and numpy major; if the matrix has no such environment the test is skipped, not guessed.
+* what happens when the fixture is forced to load (fails / a method raises / outputs differ silently / predicts the
+  same) is what the committed cross-version matrix (``reports/matrix.json``, written by ``nox -s matrix``) observed
+  in an environment with this very scikit-learn and numpy major, observed here by the matrix's own worker; if the
+  matrix has no such environment the test is skipped, not guessed.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 import pytest
 
 import bundler
-from bundler import BehaviourDrift, BundleError
-from bundler.crossversion.matrix import FAILS_TO_LOAD, PREDICTIONS_DIFFER
+from bundler.crossversion.cells import DRIFT, FAILS_TO_LOAD
+from bundler.crossversion.runner import cell_from_record
+from bundler.crossversion.worker import record_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = sorted((ROOT / "fixtures").glob("sklearn-*/*.mlbundle"))
@@ -46,7 +48,7 @@ def matrix_cells() -> list[dict[str, Any]]:
 
 def outcome(status: str) -> str:
     """What forcing the load does, whatever the policy said."""
-    return status if status in (FAILS_TO_LOAD, PREDICTIONS_DIFFER) else "predicts-the-same"
+    return status if status in (FAILS_TO_LOAD, *DRIFT) else "predicts-the-same"
 
 
 def bundled_sklearn(path: Path) -> str:
@@ -57,6 +59,10 @@ def test_fixtures_are_committed() -> None:
     assert FIXTURES, "no fixtures under fixtures/sklearn-*/ (run `nox -s fixtures`)"
     versions = {p.parent.name for p in FIXTURES}
     assert len(versions) >= 8
+    from fixtures.make_reference import models
+
+    for version_dir in versions:  # every reference model under every version
+        assert {p.stem for p in FIXTURES if p.parent.name == version_dir} == set(models()), version_dir
     for path in FIXTURES:
         assert path.stat().st_size < 512 * 1024, f"{path} is too large for a committed fixture"
 
@@ -95,14 +101,7 @@ def test_forced_load_matches_the_committed_matrix(path: Path) -> None:
     if not expected:
         pytest.skip(f"the committed matrix has no environment with scikit-learn {INSTALLED} and numpy "
                     f"{numpy_major}.x")
-    try:
-        bundler.load(path, policy="none")
-        observed = "predicts-the-same"
-        detail: Any = None
-    except BehaviourDrift as exc:
-        observed, detail = PREDICTIONS_DIFFER, exc.problems
-    except BundleError as exc:
-        observed, detail = FAILS_TO_LOAD, exc.problems
-    except Exception as exc:  # the matrix counts any failure to deserialize as "fails to load" too
-        observed, detail = FAILS_TO_LOAD, repr(exc)
-    assert observed == outcome(expected[0]["status"]), (expected[0], detail)
+    record = record_for(str(path))
+    observed = cell_from_record(record, model=path.stem, bundled=bundled_label, loaded=INSTALLED,
+                                package="scikit-learn")
+    assert outcome(observed.status) == outcome(expected[0]["status"]), (expected[0], record)

@@ -154,7 +154,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     first_verb = next((a for a in (argv or []) if not a.startswith("-")), None)
     if argv is None or first_verb not in VERBS:
-        from bundler.crossversion import matrix
+        from bundler.crossversion.cli import add_parser
 
-        matrix.add_parser(sub)
+        add_parser(sub)
     return parser

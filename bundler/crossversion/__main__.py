@@ -2,6 +2,6 @@
 
 import sys
 
-from bundler.crossversion.matrix import main
+from bundler.crossversion.cli import main
 
 sys.exit(main())

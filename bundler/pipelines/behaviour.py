@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bundler.errors import EnvironmentMismatch, UsageError
@@ -126,6 +127,22 @@ def sample_members(model: Any, sample: Any) -> tuple[dict[str, bytes], dict[str,
     return members, info
 
 
+#: A finding's kind: the method returns values that changed (silent: nothing fails), or it raises / is gone (loud),
+#: or the stored sample itself cannot be used.
+DIFFERS = "differs"
+RAISES = "raises"
+SAMPLE = "sample"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One behaviour difference: which method, which kind (``DIFFERS``, ``RAISES``, ``SAMPLE``), and the line."""
+
+    method: str
+    kind: str
+    message: str
+
+
 def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mapping[str, Any]) -> list[str]:
     """Re-run every method recorded in ``info`` on the stored input and compare with the stored outputs.
 
@@ -133,40 +150,47 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
     per difference, naming the method, how many rows differ and the largest absolute and relative difference; an
     empty list means the model behaves as it did at pack time, within the recorded tolerance. A method that now
     raises or no longer exists counts as a difference. Only members below ``sample/`` are ever read, whatever the
-    info says.
+    info says. :func:`behaviour_findings` gives the same as data.
 
     Raises :class:`EnvironmentMismatch` when the stored input needs a package this environment lacks, or a method
     now fails because a module cannot be imported: the environment is the problem, not the model's behaviour.
     """
+    return [finding.message for finding in behaviour_findings(model, read_member, info)]
+
+
+def behaviour_findings(model: Any, read_member: Callable[[str], bytes], info: Mapping[str, Any]) -> list[Finding]:
+    """:func:`check_behaviour` as findings, so that a caller can tell silently changed outputs from a method that
+    now raises (the cross-version matrix counts them apart: the silent kind is the dangerous one)."""
     import numpy as np
 
     from bundler.pipelines.sample.inputs import decode_input
 
     version = info.get("format") if isinstance(info, Mapping) else None
     if version not in INFO_FORMATS:
-        return [f"sample: unknown sample info format {version if isinstance(info, Mapping) else info!r} "
-                f"(this bundler reads {', '.join(map(str, INFO_FORMATS))})"]
+        return [Finding("sample", SAMPLE, "sample: unknown sample info format "
+                        f"{version if isinstance(info, Mapping) else info!r} "
+                        f"(this bundler reads {', '.join(map(str, INFO_FORMATS))})")]
     rtol, atol = tolerance(info.get("tolerance"))
     try:
         model_input = decode_input(read_member, info.get("input"), int(version))
     except UsageError as exc:
-        return [f"sample: stored input unreadable: {exc.problems[0]}"]
+        return [Finding("sample", SAMPLE, f"sample: stored input unreadable: {exc.problems[0]}")]
 
-    problems: list[str] = []
+    problems: list[Finding] = []
     methods = info.get("methods")
     if not isinstance(methods, Mapping) or "predict" not in methods:
-        return ["sample: no stored predict output"]
+        return [Finding("sample", SAMPLE, "sample: no stored predict output")]
     reader = MemberReader(read_member)
     missing: list[str] = []
     # the manifest is canonical JSON (sorted keys): report in the fixed METHODS order, predict first
     for method in sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m)):
         spec = methods[method]
         if method not in METHODS:
-            problems.append(f"{method}: not a method the behaviour check runs; ignored")
+            problems.append(Finding(method, SAMPLE, f"{method}: not a method the behaviour check runs; ignored"))
             continue
         func = _get_method(model, method)
         if func is None:
-            problems.append(f"{method}: the loaded model no longer has this method")
+            problems.append(Finding(method, RAISES, f"{method}: the loaded model no longer has this method"))
             continue
         try:
             parts = _output_arrays(func(model_input))
@@ -174,22 +198,23 @@ def check_behaviour(model: Any, read_member: Callable[[str], bytes], info: Mappi
             missing.append(f"{method}: needs module {exc.name or exc}, which this environment lacks ({one_line(exc)})")
             continue
         except Exception as exc:  # a method that now raises is a behaviour difference
-            problems.append(f"{method}: now raises {one_line(exc)}")
+            problems.append(Finding(method, RAISES, f"{method}: now raises {one_line(exc)}"))
             continue
         outputs = spec.get("outputs", []) if isinstance(spec, Mapping) else []
         if len(parts) != len(outputs):
-            problems.append(f"{method}: returned {len(parts)} arrays, {len(outputs)} were stored")
+            problems.append(Finding(method, DIFFERS, f"{method}: returned {len(parts)} arrays, {len(outputs)} were "
+                                                     "stored"))
             continue
         for index, (entry, new) in enumerate(zip(outputs, parts, strict=True)):
             label = method if len(outputs) == 1 else f"{method}[{index}]"
             try:
                 old = reader.array(entry, what=f"stored {label}")
             except UsageError as exc:
-                problems.append(f"{label}: stored output unreadable: {exc.problems[0]}")
+                problems.append(Finding(method, SAMPLE, f"{label}: stored output unreadable: {exc.problems[0]}"))
                 continue
             line = compare_arrays(label, old, new, rtol=rtol, atol=atol, np=np)
             if line:
-                problems.append(line)
+                problems.append(Finding(method, DIFFERS, line))
     if missing:
         raise EnvironmentMismatch(missing[0], problems=missing)
     return problems

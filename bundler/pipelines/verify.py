@@ -27,6 +27,7 @@ from bundler.container.manifest import (
     parse_manifest,
 )
 from bundler.environment.capture import InstalledVersions, capture_interpreter
+from bundler.environment.pins import pin_problems
 from bundler.environment.policy import Policy, compare, differences
 from bundler.environment.requirements import requirement_lines
 from bundler.errors import BundleError, IntegrityError, SignatureError, UnsafeContent, UsageError
@@ -191,6 +192,8 @@ def _check_requirements(state: _Checking) -> None:
             report.add("integrity", "requirements.txt does not match the manifest's requirements")
     if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
         report.add("integrity", "manifest: environment.packages and requirements disagree")
+    for line in pin_problems(manifest.requirements, manifest.environment.packages):
+        report.add("integrity", line)
 
 
 def _check_code(state: _Checking, trust_code: bool) -> list[str]:
