@@ -1,15 +1,18 @@
-"""The error hierarchy of bundler and the exit code each error maps to.
+"""The error hierarchy of bundler; each error class is one :class:`~bundler.findings.Kind` of problem.
 
 Every user-facing failure is a ``BundleError``; the CLI turns it into one line per problem on stderr and its
-``exit_code``. Errors carry *every* problem found (``problems``), not only the first, so a user fixes a bundle or an
-environment in one round instead of many.
+``exit_code``, which comes from the kind (:mod:`bundler.findings` holds the one table of exit codes). Errors carry
+*every* problem found (``problems``, and the same as :class:`~bundler.findings.Finding` objects in ``findings``), not
+only the first, so a user fixes a bundle or an environment in one round instead of many.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from bundler.findings import EXIT_INTERNAL, Finding, Kind
 
 #: Who reads a message: a Python caller (``trust=[...]``) or a command-line user (``--trust X``).
 Audience = Literal["api", "cli"]
@@ -43,9 +46,17 @@ def trust_hint(names: Iterable[str]) -> Hint | None:
 
 class BundleError(Exception):
     """Base of every error bundler raises on purpose. ``problems`` holds one line per problem found, ``hints`` what
-    the caller could do about them (see :class:`Hint`)."""
+    the caller could do about them (see :class:`Hint`). Only the subclasses are raised: each names its ``kind``, and
+    its ``exit_code`` is that kind's."""
 
-    exit_code: int = 1
+    kind: ClassVar[Kind | None] = None
+    exit_code: ClassVar[int] = EXIT_INTERNAL
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind is not None:
+            cls.exit_code = cls.kind.exit_code
+            _BY_KIND.setdefault(cls.kind, cls)
 
     def __init__(self, message: str | Iterable[str], *, problems: Iterable[str] | None = None,
                  hints: Iterable[Hint | None] = ()) -> None:
@@ -65,33 +76,49 @@ class BundleError(Exception):
             return summary
         return summary + " (" + "; ".join(h.render("api") for h in self.hints) + ")"
 
+    @property
+    def findings(self) -> list[Finding]:
+        """The problems as findings of this error's kind."""
+        kind = self.kind or Kind.INTEGRITY
+        return [Finding(kind, line) for line in self.problems]
+
+
+_BY_KIND: dict[Kind, type[BundleError]] = {}
+
+
+def error_for(kind: Kind) -> type[BundleError]:
+    """The error class raised for a problem of ``kind``."""
+    return _BY_KIND[kind]
+
 
 class UsageError(BundleError):
     """Bad arguments or an unreadable input file (a missing path, a directory, a key file that is not a key)."""
 
-    exit_code = 2
+    kind = Kind.USAGE
 
 
 class IntegrityError(BundleError):
     """The bundle is not a bundle, is corrupt, or was altered: a member missing, extra, or with the wrong hash."""
 
-    exit_code = 3
+    kind = Kind.INTEGRITY
 
 
 class SignatureError(IntegrityError):
     """The signature is missing, malformed, of an unknown scheme, or does not match the key the caller supplied."""
 
+    kind = Kind.SIGNATURE
+
 
 class EnvironmentMismatch(BundleError):
     """The running (or target) environment differs from the manifest beyond what the policy allows."""
 
-    exit_code = 4
+    kind = Kind.ENVIRONMENT
 
 
 class UnsafeContent(BundleError):
     """The payload imports or calls globals outside the allowlist; nothing of it was executed."""
 
-    exit_code = 5
+    kind = Kind.UNSAFE
 
     def __init__(self, message: str | Iterable[str], *, problems: Iterable[str] | None = None,
                  offending: Iterable[str] = (), hints: Iterable[Hint | None] = ()) -> None:
@@ -102,7 +129,7 @@ class UnsafeContent(BundleError):
 class BehaviourDrift(BundleError):
     """The model predicts the stored sample differently from what it predicted at pack time."""
 
-    exit_code = 6
+    kind = Kind.BEHAVIOUR
 
 
 class BundlerWarning(UserWarning):
@@ -126,14 +153,6 @@ class BundlerWarning(UserWarning):
         return self.message + " (" + "; ".join(h.render(audience) for h in self.hints) + ")"
 
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_INTEGRITY = 3
-EXIT_ENVIRONMENT = 4
-EXIT_UNSAFE = 5
-EXIT_BEHAVIOUR = 6
-
 __all__ = [
     "Audience",
     "BehaviourDrift",
@@ -145,5 +164,6 @@ __all__ = [
     "SignatureError",
     "UnsafeContent",
     "UsageError",
+    "error_for",
     "trust_hint",
 ]

@@ -63,8 +63,12 @@ def test_requirements_are_inferred_and_pinned(packed: Path) -> None:
 
 def test_forced_pins_add_and_override(model: Any, tmp_path: Path) -> None:
     path = tmp_path / "m.mlbundle"
-    with pytest.warns(BundlerWarning, match="forced pin numpy==1.26.4: the installed numpy is"):
+    with pytest.warns(BundlerWarning) as caught:
         m = bundler.pack(model, path, force_requirements=["numpy==1.26.4", "gunicorn==22.0.0"])
+    said = sorted(str(w.message) for w in caught if issubclass(w.category, BundlerWarning))
+    assert len(said) == 2, said
+    assert said[0].startswith("forced pin gunicorn==22.0.0: gunicorn is not installed in this environment"), said
+    assert said[1].startswith("forced pin numpy==1.26.4: the installed numpy is"), said
     assert m.environment.packages["numpy"] == "1.26.4"
     assert m.environment.packages["gunicorn"] == "22.0.0"
     assert "gunicorn==22.0.0" in m.requirements

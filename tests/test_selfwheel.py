@@ -40,11 +40,13 @@ def test_wheel_installs_and_runs_the_worker_without_a_source_tree(tmp_path: Path
     py = str(venv_python(env))
     # the environment sees this one's numpy, scikit-learn... (a path after its own site-packages, whose .pth files,
     # such as an editable install's finder, are not run) but gets bundler only from the wheel
+    # installed before the parent's path is added: pip would otherwise see the parent's (non-editable) bundler and
+    # call the requirement already satisfied, which is what a CI venv with bundler installed from a wheel hit
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
+                   timeout=300, capture_output=True)
     child_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                 capture_output=True, text=True, check=True, timeout=300).stdout.strip()
     Path(child_site, "parent-environment.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
-                   timeout=300, capture_output=True)
     where = subprocess.run([py, "-c", "import bundler; print(bundler.__file__)"], capture_output=True, text=True,
                            cwd=tmp_path, check=True, timeout=300).stdout.strip()
     assert Path(where).is_relative_to(env), where

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bundler.errors import Hint, UsageError
+from bundler.findings import Kind
 
 if TYPE_CHECKING:
     from bundler.pipelines.report import Report
@@ -63,9 +64,9 @@ def _print_report(report: Report, args: argparse.Namespace, success: str) -> int
         if not args.quiet and success:
             print(success)
         return 0
-    width = max(len(p.kind) for p in report.problems)
+    width = max(len(p.kind.value) for p in report.problems)
     for p in report.problems:
-        err(f"{p.kind.upper():<{width}}  {p.message}")
+        err(f"{p.kind.value.upper():<{width}}  {p.message}")
     hint_lines(report.hints())
     err(f"refused: {len(report.problems)} problem(s) found (exit {report.exit_code})")
     return int(report.exit_code)
@@ -91,7 +92,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
                     trust_code=args.trust_code)
     code = _print_report(report, args, "")
     if code != 0:
-        if report.problems and all(p.kind == "environment" for p in report.problems):
+        if report.problems and all(p.kind is Kind.ENVIRONMENT for p in report.problems):
             hint_lines([Hint("to print the pins of a bundle for an environment that does not have them yet, check "
                              "them against that environment or report differences without refusing",
                              api="verify(path, against=FILE) or verify(path, policy='none')",

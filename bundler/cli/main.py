@@ -19,7 +19,8 @@ from typing import Any
 
 from bundler.cli.commands import err, hint_lines
 from bundler.cli.parser import build_parser
-from bundler.errors import EXIT_INTERNAL, EXIT_USAGE, BundleError, BundlerWarning
+from bundler.errors import BundleError, BundlerWarning
+from bundler.findings import EXIT_INTERNAL, Kind
 
 __all__ = ["build_parser", "main"]
 
@@ -85,7 +86,7 @@ def _run(args_list: list[str], debug: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INTERNAL
     except SystemExit as exc:  # argparse --help / --version
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+        return int(exc.code or 0) if isinstance(exc.code, int) else Kind.USAGE.exit_code
     except Exception as exc:
         if debug:
             traceback.print_exc()

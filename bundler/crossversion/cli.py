@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bundler.crossversion.cells import BROKEN, DRIFT, Cell, counts
-from bundler.errors import EXIT_BEHAVIOUR, EXIT_ENVIRONMENT, EXIT_OK, UsageError
+from bundler.errors import UsageError
+from bundler.findings import EXIT_OK, Kind
 
 __all__ = ["add_parser", "exit_code", "main", "run"]
 
@@ -27,9 +28,9 @@ def exit_code(cells: Sequence[Cell]) -> int:
     """6 when any cell drifts (silently or by raising), else 4 when any fails to load or install, else 0."""
     statuses = {c.status for c in cells}
     if statuses & set(DRIFT):
-        return EXIT_BEHAVIOUR
+        return Kind.BEHAVIOUR.exit_code
     if statuses & set(BROKEN):
-        return EXIT_ENVIRONMENT
+        return Kind.ENVIRONMENT.exit_code
     return EXIT_OK
 
 

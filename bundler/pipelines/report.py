@@ -1,53 +1,22 @@
-"""The report of a verify or load: every problem found (with its kind) and notes for people.
-
-Exit-code precedence when several kinds of problem are found: integrity first (nothing else can be trusted), then
-unsafe content (a hostile payload must never be reported as a mere version problem), then environment, then
-behaviour.
+"""The report of a verify or load: every problem found, as :class:`~bundler.findings.Finding` objects, and notes
+for people. Which problem decides the exit code is the precedence of :class:`~bundler.findings.Kind`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bundler.container.manifest import Manifest
-from bundler.errors import (
-    BehaviourDrift,
-    BundleError,
-    EnvironmentMismatch,
-    Hint,
-    IntegrityError,
-    SignatureError,
-    UnsafeContent,
-)
+from bundler.errors import BundleError, Hint, UnsafeContent, error_for
+from bundler.findings import EXIT_OK, Finding, Kind, most_serious
 from bundler.integrity.signing import SignatureStatus
 
-__all__ = ["CODE_PACKAGE", "KIND_EXIT", "KIND_ORDER", "Problem", "Report"]
+__all__ = ["CODE_PACKAGE", "Finding", "Kind", "Report"]
 
-#: The ``package`` of the problem "the bundle holds code and it is not trusted" (never a trustable global name).
+#: The subject of the finding "the bundle holds code and it is not trusted" (never a trustable global name).
 CODE_PACKAGE = "<bundled code>"
-
-KIND_EXIT = {"signature": 3, "integrity": 3, "unsafe": 5, "environment": 4, "behaviour": 6}
-KIND_ORDER = ("signature", "integrity", "unsafe", "environment", "behaviour")
-KIND_ERROR: dict[str, type[BundleError]] = {
-    "signature": SignatureError,
-    "integrity": IntegrityError,
-    "unsafe": UnsafeContent,
-    "environment": EnvironmentMismatch,
-    "behaviour": BehaviourDrift,
-}
-
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem found, with its kind (integrity, unsafe, environment, behaviour)."""
-
-    kind: str
-    message: str
-    package: str | None = None
-    expected: str | None = None
-    found: str | None = None
 
 
 @dataclass
@@ -55,7 +24,7 @@ class Report:
     """The result of ``verify`` (and of the checks ``load`` runs): every problem found, and notes for people."""
 
     path: str
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     manifest: Manifest | None = None
     signature: SignatureStatus | None = None
@@ -70,18 +39,23 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        kinds = {p.kind for p in self.problems}
-        for kind in KIND_ORDER:
-            if kind in kinds:
-                return KIND_EXIT[kind]
-        return 0
+        kind = most_serious(self.problems)
+        return EXIT_OK if kind is None else kind.exit_code
 
-    def add(self, kind: str, message: str, **extra: str | None) -> None:
-        self.problems.append(Problem(kind, message, **extra))
+    def add(self, kind: Kind | str, message: str, *, subject: str | None = None, expected: str | None = None,
+            found: str | None = None) -> None:
+        self.problems.append(Finding(Kind(kind), message, subject=subject, expected=expected, found=found))
 
-    def add_error(self, error: BundleError, kind: str) -> None:
-        for line in error.problems:
-            self.add(kind, line)
+    def add_error(self, error: BundleError) -> None:
+        """Every problem of ``error``, as findings of its kind (an unsafe error keeps the names it refused)."""
+        subjects: Iterable[str | None] = [None] * len(error.problems)
+        if isinstance(error, UnsafeContent) and len(error.offending) == len(error.problems):
+            subjects = error.offending
+        for finding, subject in zip(error.findings, subjects, strict=True):
+            self.add(finding.kind, finding.message, subject=subject)
+
+    def of_kind(self, kind: Kind) -> list[Finding]:
+        return [p for p in self.problems if p.kind is kind]
 
     def hints(self) -> list[Hint]:
         """What the caller could do about the problems found, as data (each audience words it its own way):
@@ -89,15 +63,15 @@ class Report:
         hints: list[Hint] = []
         from bundler.safety.profiles import trust_hints
 
-        hints += trust_hints(p.package for p in self.problems if p.kind == "unsafe" and p.package)
-        env = [p for p in self.problems if p.kind == "environment" and p.package and p.expected]
-        differ = sorted({p.package for p in env if p.found is not None and p.package})
+        hints += trust_hints(p.subject for p in self.of_kind(Kind.UNSAFE) if p.subject)
+        env = [p for p in self.of_kind(Kind.ENVIRONMENT) if p.subject and p.expected]
+        differ = sorted({p.subject for p in env if p.found is not None and p.subject})
         if differ:
             rules = {name: "none" for name in differ}
             hints.append(Hint("to accept the versions found (the behaviour check still runs on load)",
                               api=f"policy=bundler.Policy('default', {rules!r})",
                               cli=" ".join(f"--allow {name} none" for name in differ)))
-        if any(p.package == CODE_PACKAGE for p in self.problems):
+        if any(p.subject == CODE_PACKAGE for p in self.problems):
             hints.append(Hint("only if you trust the bundle's code (or sign bundles and load with the key)",
                               api="trust_code=True", cli="--trust-code"))
         if any(p.found is None for p in env):
@@ -109,14 +83,15 @@ class Report:
 
     def error(self) -> BundleError | None:
         """The exception for the most serious kind of problem found, carrying every problem line and the hints."""
-        for kind in KIND_ORDER:
-            if any(p.kind == kind for p in self.problems):
-                lines = [p.message for p in self.problems]
-                if kind == "unsafe":
-                    offending = [p.package for p in self.problems if p.kind == "unsafe" and p.package]
-                    return UnsafeContent(lines[0], problems=lines, offending=offending, hints=self.hints())
-                return KIND_ERROR[kind](lines[0], problems=lines, hints=self.hints())
-        return None
+        kind = most_serious(self.problems)
+        if kind is None:
+            return None
+        ordered = sorted(self.problems, key=lambda p: p.kind.rank)  # the deciding problem's line first
+        lines = [p.message for p in ordered]
+        if kind is Kind.UNSAFE:
+            offending = [p.subject for p in self.of_kind(Kind.UNSAFE) if p.subject]
+            return UnsafeContent(lines[0], problems=lines, offending=offending, hints=self.hints())
+        return error_for(kind)(lines[0], problems=lines, hints=self.hints())
 
     def raise_for_problems(self) -> None:
         err = self.error()
@@ -136,7 +111,7 @@ class Report:
                 "authenticated": self.signature.authenticated,
             },
             "checked": self.checked,
-            "problems": [{k: v for k, v in p.__dict__.items() if v is not None} for p in self.problems],
+            "problems": [p.to_dict() for p in self.problems],
             "notes": self.notes,
             "model_class": m.model_class if m else None,
             "serializer": m.serializer if m else None,

@@ -30,7 +30,8 @@ from bundler.environment.capture import InstalledVersions, capture_interpreter
 from bundler.environment.pins import pin_problems
 from bundler.environment.policy import Policy, compare, differences
 from bundler.environment.requirements import requirement_lines
-from bundler.errors import BundleError, IntegrityError, SignatureError, UnsafeContent, UsageError
+from bundler.errors import BundleError, IntegrityError, SignatureError, UsageError
+from bundler.findings import Kind
 from bundler.integrity.hashing import BackgroundDigest, HashingReader, SpanDigestReader, chunk_digests
 from bundler.integrity.signing import VerifyKey, check_signature
 from bundler.pipelines import progress
@@ -94,14 +95,14 @@ def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, 
     try:
         report.signature = check_signature(reader.read_small(SIGNATURE_NAME, 64 << 10), manifest_bytes, key)
     except SignatureError as exc:
-        report.add_error(exc, "signature")
+        report.add_error(exc)
         return Verified(report)
     report.notes.append(report.signature.note)
     report.checked.append("signature")
     try:
         state.manifest = parse_manifest(manifest_bytes)
     except IntegrityError as exc:
-        report.add_error(exc, "integrity")
+        report.add_error(exc)
         return Verified(report)
     report.manifest = state.manifest
     _check_listing(state)
@@ -120,7 +121,7 @@ def _required_documents(state: _Checking) -> bytes | None:
     names = set(state.reader.members)
     for required in (MANIFEST_NAME, SIGNATURE_NAME):
         if required not in names:
-            state.report.add("integrity", f"{state.reader.path}: not a bundle or tampered: {required} is missing")
+            state.report.add(Kind.INTEGRITY, f"{state.reader.path}: not a bundle or tampered: {required} is missing")
     return state.reader.read_small(MANIFEST_NAME) if state.report.ok else None
 
 
@@ -130,17 +131,17 @@ def _check_listing(state: _Checking) -> None:
     assert manifest is not None
     state.listed = {f.path: f for f in manifest.files}
     if len(state.listed) != len(manifest.files):
-        report.add("integrity", "manifest lists a member more than once")
+        report.add(Kind.INTEGRITY, "manifest lists a member more than once")
     state.present = set(state.reader.members) - {MANIFEST_NAME, SIGNATURE_NAME}
     for name in sorted(state.present - set(state.listed)):
-        report.add("integrity", f"extra member {name!r} is not listed in the manifest")
+        report.add(Kind.INTEGRITY, f"extra member {name!r} is not listed in the manifest")
     for name in sorted(set(state.listed) - state.present):
-        report.add("integrity", f"member {name!r} is listed in the manifest but missing")
+        report.add(Kind.INTEGRITY, f"member {name!r} is listed in the manifest but missing")
     for name in manifest.payload:
         if name not in state.listed:
-            report.add("integrity", f"payload {name!r} is not listed among the manifest's files")
+            report.add(Kind.INTEGRITY, f"payload {name!r} is not listed among the manifest's files")
     if manifest.serializer in PAYLOAD_NAMES and manifest.payload != [PAYLOAD_NAMES[manifest.serializer]]:
-        report.add("integrity", f"payload {manifest.payload} does not match serializer {manifest.serializer}")
+        report.add(Kind.INTEGRITY, f"payload {manifest.payload} does not match serializer {manifest.serializer}")
     # The payload is scanned only when it is all there and intact; other members' problems do not hide what the
     # payload would do.
     state.payload_ok = all(name in state.listed and name in state.present for name in manifest.payload)
@@ -154,7 +155,7 @@ def _check_contents(state: _Checking) -> None:
         entry = state.listed[name]
         is_payload = name in manifest.payload
         if reader.members[name].size != entry.size:
-            report.add("integrity", f"member {name!r} altered: {reader.members[name].size} bytes, "
+            report.add(Kind.INTEGRITY, f"member {name!r} altered: {reader.members[name].size} bytes, "
                                     f"manifest says {entry.size}")
             state.payload_ok = state.payload_ok and not is_payload
             continue
@@ -171,15 +172,15 @@ def _check_contents(state: _Checking) -> None:
                 if result is not None:
                     state.scan = result
         except IntegrityError as exc:
-            report.add_error(exc, "integrity")
+            report.add_error(exc)
             state.payload_ok = state.payload_ok and not is_payload
             continue
         if not intact:
-            report.add("integrity", f"member {name!r} altered: its SHA-256 does not match the manifest")
+            report.add(Kind.INTEGRITY, f"member {name!r} altered: its SHA-256 does not match the manifest")
             state.payload_ok = state.payload_ok and not is_payload
             state.kept = None if is_payload else state.kept
         elif scan_error is not None:
-            report.add_error(scan_error, "unsafe" if isinstance(scan_error, UnsafeContent) else "integrity")
+            report.add_error(scan_error)
             state.payload_ok = False
 
 
@@ -189,11 +190,11 @@ def _check_requirements(state: _Checking) -> None:
     if REQUIREMENTS_NAME in state.listed and REQUIREMENTS_NAME in state.present and report.ok:
         text = reader.read_small(REQUIREMENTS_NAME).decode("utf-8", "replace")
         if [ln for ln in text.splitlines() if ln.strip()] != manifest.requirements:
-            report.add("integrity", "requirements.txt does not match the manifest's requirements")
+            report.add(Kind.INTEGRITY, "requirements.txt does not match the manifest's requirements")
     if sorted(requirement_lines(manifest.environment.packages)) != sorted(manifest.requirements):
-        report.add("integrity", "manifest: environment.packages and requirements disagree")
+        report.add(Kind.INTEGRITY, "manifest: environment.packages and requirements disagree")
     for line in pin_problems(manifest.requirements, manifest.environment.packages):
-        report.add("integrity", line)
+        report.add(Kind.INTEGRITY, line)
 
 
 def _check_code(state: _Checking, trust_code: bool) -> list[str]:
@@ -212,9 +213,9 @@ def _check_code(state: _Checking, trust_code: bool) -> list[str]:
         report.notes.append(f"bundled code trusted ({'signature verified' if authenticated else 'trust_code'}): "
                             + ", ".join(modules))
         return modules
-    report.add("unsafe", "the bundle holds code that would run when the model is loaded (modules "
+    report.add(Kind.UNSAFE, "the bundle holds code that would run when the model is loaded (modules "
                + ", ".join(modules) + "); it is never imported unless trusted (trust_code=True, or a signature "
-               "verified against your key)", package=CODE_PACKAGE)
+               "verified against your key)", subject=CODE_PACKAGE)
     return []
 
 
@@ -235,13 +236,12 @@ def _check_content(state: _Checking, trust: Iterable[str], profiles: Iterable[st
     allow = default_allowlist(trusted, profiles)
     report.globals = list(scan.globals)
     if manifest.serializer == "pickle" and scan.format != "pickle":
-        report.add("integrity", f"the payload is a {scan.format} stream, but the manifest says plain pickle")
+        report.add(Kind.INTEGRITY, f"the payload is a {scan.format} stream, but the manifest says plain pickle")
     findings = allow.findings(scan)
-    for name, line in findings:
-        report.add("unsafe", line, package=name)
+    report.problems += findings
     from bundler.safety.profiles import profiles_for
 
-    report.suggested_profiles = profiles_for(name for name, _ in findings)
+    report.suggested_profiles = profiles_for(f.subject for f in findings if f.subject)
     report.checked.append("content")
     return allow
 
@@ -379,9 +379,10 @@ def _check_environment(manifest: Manifest, report: Report, policy: Policy, again
     where = "this environment" if against is None else "the target environment"
     expected = manifest.environment.packages
     for m in compare(expected, installed, policy, manifest.frameworks):
-        report.add("environment", f"{m.message} in {where}", package=m.package, expected=m.expected, found=m.found)
+        report.add(Kind.ENVIRONMENT, f"{m.message} in {where}", subject=m.package, expected=m.expected,
+                   found=m.found)
     if policy.base == "none" or any(v == "none" for v in policy.overrides.values()):
-        flagged = {p.package for p in report.problems if p.kind == "environment"}
+        flagged = {p.subject for p in report.problems if p.kind is Kind.ENVIRONMENT}
         for m in differences(expected, installed):
             if m.package not in flagged:
                 report.notes.append(f"differs (not refused by policy): {m.message}")
@@ -423,7 +424,7 @@ def verify(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy
                                  trust_profiles=eff.trust_profiles, trust_code=trust_code).report
     except IntegrityError as exc:
         report = Report(path=str(path))
-        report.add_error(exc, "integrity")
+        report.add_error(exc)
     return report
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from bundler.findings import Finding, Kind
 from bundler.safety import _allowlist_data as _data
 from bundler.safety._allowlist_data import CONSTRUCTIBLE
 from bundler.safety.names import LEGACY_WRAPPERS
@@ -131,25 +132,25 @@ class Allowlist:
 
     def audit(self, scan: ScanResult) -> list[str]:
         """One line per offending global (empty when the payload may be loaded); every offender is reported."""
-        return [line for _, line in self.findings(scan)]
+        return [f.message for f in self.findings(scan)]
 
     def offending(self, scan: ScanResult) -> list[str]:
         """The offending names themselves (for ``UnsafeContent.offending``), sorted, unique."""
-        return sorted({name for name, _ in self.findings(scan)})
+        return sorted({f.subject for f in self.findings(scan) if f.subject})
 
-    def findings(self, scan: ScanResult) -> list[tuple[str, str]]:
-        """``(offending name, message)`` pairs, one per name and reason: a name is judged once as a callee, once
-        as a held value and once as an import, so a message always belongs to exactly its own name."""
-        out: list[tuple[str, str]] = []
+    def findings(self, scan: ScanResult) -> list[Finding]:
+        """One ``unsafe`` finding per refused name, its ``subject``: a name is judged once as a callee, once as a
+        held value and once as an import, so a message always belongs to exactly its own name."""
+        out: list[Finding] = []
         judged: set[str] = set()
         for name in scan.calls:
             if name.startswith("<"):
-                out.append((name, _computed_line(name)))
+                out.append(_refused(name, _computed_line(name)))
             elif name in LEGACY_WRAPPERS and name not in self.constructible:
-                out.append((name, _legacy_hint(name)))
+                out.append(_refused(name, _legacy_hint(name)))
             elif name not in self.constructible:
                 how = "is referable as a value only, but " if self.may_hold(name) else ""
-                out.append((name, f"{name} {how}is called while loading and is not allowed"))
+                out.append(_refused(name, f"{name} {how}is called while loading and is not allowed"))
             else:
                 continue
             judged.add(name)
@@ -157,11 +158,12 @@ class Allowlist:
             if name in judged:
                 continue
             if name.startswith("<"):
-                out.append((name, _computed_line(name)))
+                out.append(_refused(name, _computed_line(name)))
             elif not self.may_hold_somewhere(name):
                 how = "may be constructed, but " if name in self.constructible else ""
-                out.append((name, f"{name} {how}is held as a value by the payload (a model could call it later "
-                                  "with arguments of the payload's choosing) and is not allowed as a value"))
+                out.append(_refused(name, f"{name} {how}is held as a value by the payload (a model could call it "
+                                          "later with arguments of the payload's choosing) and is not allowed as a "
+                                          "value"))
             else:
                 continue
             judged.add(name)
@@ -169,12 +171,16 @@ class Allowlist:
             if name in judged:
                 continue
             if name.startswith("<"):
-                out.append((name, _computed_line(name)))
+                out.append(_refused(name, _computed_line(name)))
             elif name in LEGACY_WRAPPERS and not self.may_import(name):
-                out.append((name, _legacy_hint(name)))
+                out.append(_refused(name, _legacy_hint(name)))
             elif not self.may_import(name):
-                out.append((name, f"{name} is imported by the payload and is not allowed"))
+                out.append(_refused(name, f"{name} is imported by the payload and is not allowed"))
         return out
+
+
+def _refused(name: str, line: str) -> Finding:
+    return Finding(Kind.UNSAFE, line, subject=name)
 
 
 def _computed_line(name: str) -> str:

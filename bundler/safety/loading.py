@@ -21,8 +21,8 @@ def audit(scan: ScanResult, allow: Allowlist) -> None:
     if findings:
         from bundler.safety.profiles import trust_hints
 
-        lines = [line for _, line in findings]
-        offending = sorted({name for name, _ in findings})
+        lines = [f.message for f in findings]
+        offending = sorted({f.subject for f in findings if f.subject})
         raise UnsafeContent(lines[0], problems=lines, offending=offending, hints=trust_hints(offending))
 
 
