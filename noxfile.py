@@ -46,7 +46,7 @@ def _uv_env() -> dict[str, str]:
     """Tell bundler's matrix which uv nox found, so the per-version environments are made with it too."""
     try:
         has_uv, uv_bin, _ = nox.virtualenv.find_uv()
-    except Exception:  # older nox without find_uv: the matrix looks on PATH itself
+    except Exception:  # noqa: BLE001 - older nox without find_uv: the matrix looks on PATH itself
         return {}
     return {"BUNDLER_MATRIX_UV": uv_bin} if has_uv else {}
 

@@ -43,7 +43,7 @@ class Kind(str, enum.Enum):
         return _ORDER.index(self)
 
 
-#: The exit code of each kind (DESIGN.md): the only place these numbers are written.
+#: The exit code of each kind (docs/design.md): the only place these numbers are written.
 _EXIT_CODES: Final[dict[Kind, int]] = {
     Kind.USAGE: 2,
     Kind.SIGNATURE: 3,

@@ -16,7 +16,7 @@ class CustomModel:
         return [0 for _ in X]
 
 
-class ClippedScaler(StandardScaler):
+class ClippedScaler(StandardScaler):  # type: ignore[misc]  # scikit-learn ships no type stubs
     """A user's subclass of a scikit-learn estimator: its payload names only this class, never scikit-learn."""
 
     def transform(self, X: Any, copy: bool | None = None) -> Any:

@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        cmd, capture_output=True, text=True, check=False, **kwargs)
+    return done
 
 
 def pack_all(kinds: list[str], folder: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bundler.container.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json
+from bundler.container.manifest import MANIFEST_NAME, REQUIREMENTS_NAME, SIGNATURE_NAME, canonical_json
 from bundler.integrity.hashing import sha256_bytes
 from bundler.integrity.signing import Sha256Signer, Signer, signature_document
 
@@ -24,8 +24,8 @@ def write_members(path: Path, members: dict[str, bytes]) -> None:
             zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
 
 
-def rewrite(src: Path, dst: Path, *, members: Callable[[dict[str, bytes]], None] | None = None,
-            manifest: Callable[[dict[str, Any]], None] | None = None, rehash: bool = True,
+def rewrite(src: Path, dst: Path, *, members: Callable[[dict[str, bytes]], object] | None = None,
+            manifest: Callable[[dict[str, Any]], object] | None = None, rehash: bool = True,
             signer: Signer | None = None, resign: bool = True) -> Path:
     """Copy a bundle with changes. With ``rehash``/``resign`` the result is internally consistent (checksum only),
     i.e. what an attacker who can rewrite the file produces."""
@@ -46,3 +46,21 @@ def rewrite(src: Path, dst: Path, *, members: Callable[[dict[str, bytes]], None]
         m[SIGNATURE_NAME] = signature_document(signer or Sha256Signer(), manifest_bytes)
     write_members(dst, m)
     return dst
+
+
+def claim_other_version(src: Path, dst: Path, package: str, version: str) -> Path:
+    """Copy a bundle whose manifest claims another version of ``package``, consistently re-hashed (checksum only):
+    what a bundle made under another release looks like to a verifier. (The tests' own; they never import the
+    demo's code.)"""
+    doc = json.loads(read_members(src)[MANIFEST_NAME])
+    packages = dict(sorted({**doc["environment"]["packages"], package: version}.items()))
+    requirements = [f"{n}=={v}" for n, v in packages.items()]
+
+    def members(m: dict[str, bytes]) -> None:
+        m[REQUIREMENTS_NAME] = ("\n".join(requirements) + "\n").encode()
+
+    def manifest(d: dict[str, Any]) -> None:
+        d["environment"]["packages"] = packages
+        d["requirements"] = requirements
+
+    return rewrite(src, dst, members=members, manifest=manifest)

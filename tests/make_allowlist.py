@@ -27,6 +27,7 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -72,7 +73,7 @@ def release_key(release: str) -> tuple[int, ...]:
     return tuple(int(p) for p in release.split("."))
 
 
-def read_records(folder: Path = RECORDS) -> dict[str, dict]:
+def read_records(folder: Path = RECORDS) -> dict[str, dict[str, Any]]:
     """``{release: record}`` for every ``sklearn-X.Y.json`` in ``folder``, oldest release first."""
     records = {}
     for path in folder.glob("sklearn-*.json"):
@@ -82,7 +83,7 @@ def read_records(folder: Path = RECORDS) -> dict[str, dict]:
     return dict(sorted(records.items(), key=lambda item: release_key(item[0])))
 
 
-def release_names(record: Mapping) -> tuple[set[str], set[str]]:
+def release_names(record: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     """(called, every name) of one release's record: called globals and enumerated classes may be called."""
     called = set(record["sweep"].get("calls", ())) | set(record["enumerated"]["constructible"])
     seen = set(called) | set(record["enumerated"]["referable"])
@@ -100,7 +101,7 @@ def short_loss_names(cons: Iterable[str]) -> set[str]:
     return {f"_loss.{c}" for c in classes} | {f"_loss.__pyx_unpickle_{c}" for c in classes}
 
 
-def build(records: Mapping[str, Mapping]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+def build(records: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """(constructible, referable), each name mapped to its tags; aborts on a dangerous name."""
     tags: dict[str, list[str]] = {}
     cons: set[str] = set()
@@ -122,7 +123,7 @@ def build(records: Mapping[str, Mapping]) -> tuple[dict[str, tuple[str, ...]], d
     return ({n: tuple(tags[n]) for n in sorted(cons)}, {n: tuple(tags[n]) for n in sorted(refs)})
 
 
-def render(records: Mapping[str, Mapping]) -> str:
+def render(records: Mapping[str, Mapping[str, Any]]) -> str:
     """The text of ``_allowlist_data.py`` for these records."""
     cons, refs = build(records)
     releases = tuple(records)
@@ -131,6 +132,7 @@ def render(records: Mapping[str, Mapping]) -> str:
              "Every name maps to where it comes from: the scikit-learn releases whose sweep record holds it (``ALL``:",
              f"every one of {', '.join(releases)}), {DOCUMENTED!r} (a name of an older release, documented in the",
              f"generator) or {DERIVED!r} (the short ``_loss.`` spelling of a Cython loss class).", '"""', "",
+             '__all__ = ["ALL", "CONSTRUCTIBLE", "REFERABLE", "RELEASES"]', "",
              f"RELEASES: tuple[str, ...] = {releases!r}",
              "ALL = RELEASES", ""]
     for title, table in (("CONSTRUCTIBLE", cons), ("REFERABLE", refs)):

@@ -53,7 +53,7 @@ def _frame(n: int = 160) -> tuple[Any, np.ndarray]:
     import pandas as pd
 
     rng = _rng()
-    city = rng.choice(["paris", "lyon", "nice", None], size=n, p=[0.4, 0.3, 0.2, 0.1])
+    city = rng.choice(np.array(["paris", "lyon", "nice", None], dtype=object), size=n, p=[0.4, 0.3, 0.2, 0.1])
     frame = pd.DataFrame({
         "city": pd.Categorical(city, categories=["lyon", "nice", "paris"]),
         "plan": rng.choice(["basic", "pro"], size=n),

@@ -70,7 +70,8 @@ def test_extended_trust_makes_names_constructible() -> None:
     assert DEFAULT_ALLOWLIST.audit(custom)
     trusted = DEFAULT_ALLOWLIST.extended(["mypkg.Model"])
     assert trusted.audit(custom) == []
-    assert isinstance(trusted, Allowlist) and DEFAULT_ALLOWLIST.audit(custom)  # original unchanged
+    assert isinstance(trusted, Allowlist)
+    assert DEFAULT_ALLOWLIST.audit(custom)
     computed = ScanResult("pickle", (), ("<computed callable>",), None)
     assert DEFAULT_ALLOWLIST.extended(["<computed callable>"]).audit(computed) != []  # never trustable
 
@@ -78,4 +79,5 @@ def test_extended_trust_makes_names_constructible() -> None:
 def test_legacy_wrapper_message() -> None:
     res = ScanResult("pickle", ("joblib.numpy_pickle.NDArrayWrapper",), ("joblib.numpy_pickle.NDArrayWrapper",), None)
     (line,) = DEFAULT_ALLOWLIST.audit(res)
-    assert "legacy joblib" in line and "side files" in line
+    assert "legacy joblib" in line
+    assert "side files" in line

@@ -55,7 +55,8 @@ def test_requirements_are_inferred_and_pinned(packed: Path) -> None:
     for name, module in (("scikit-learn", sklearn), ("numpy", numpy), ("scipy", scipy), ("joblib", joblib)):
         assert pins[name] == module.__version__
     assert "threadpoolctl" in pins  # a runtime dependency of scikit-learn, found through Requires-Dist
-    assert "pytest" not in pins and "pydantic" not in pins
+    assert "pytest" not in pins
+    assert "pydantic" not in pins
     text = read_member_text(packed, "requirements.txt")
     assert text.splitlines() == m.requirements
     assert m.frameworks == ["scikit-learn"]
@@ -116,7 +117,8 @@ def test_signature_missing_is_integrity_failure(packed: Path, tmp_path: Path) ->
     del members[SIGNATURE_NAME]
     write_members(tmp_path / "t.mlbundle", members)
     report = bundler.verify(tmp_path / "t.mlbundle")
-    assert report.exit_code == 3 and "signature.json is missing" in _problems(report)
+    assert report.exit_code == 3
+    assert "signature.json is missing" in _problems(report)
 
 
 @pytest.mark.parametrize("content", [b"garbage", b"{}", b'{"scheme":"rot13","manifest_sha256":"","signature":null,'
@@ -135,7 +137,8 @@ def test_manifest_not_json_and_unknown_version(packed: Path, tmp_path: Path) -> 
     assert bundler.verify(tmp_path / "a.mlbundle").exit_code == 3
     path = rewrite(packed, tmp_path / "b.mlbundle", manifest=lambda d: d.update(format_version=99))
     report = bundler.verify(path)
-    assert report.exit_code == 3 and "format version 99" in _problems(report)
+    assert report.exit_code == 3
+    assert "format version 99" in _problems(report)
     with pytest.raises(IntegrityError):
         bundler.inspect(tmp_path / "a.mlbundle")
 
@@ -147,14 +150,17 @@ def test_rewritten_checksum_bundle_passes_without_key_but_not_with_one(packed: P
     assert bundler.verify(path).ok
     for key in (ed_public, hmac_key):
         report = bundler.verify(path, key=key)
-        assert report.exit_code == 3 and "only checksummed" in _problems(report)
+        assert report.exit_code == 3
+        assert "only checksummed" in _problems(report)
 
 
 def test_signed_bundles(model: Any, tmp_path: Path, ed_signer: Any, ed_public: Any, hmac_key: Any) -> None:
     ed_path = tmp_path / "ed.mlbundle"
     bundler.pack(model, ed_path, signer=ed_signer)
     report = bundler.verify(ed_path, key=ed_public)
-    assert report.ok and report.signature is not None and report.signature.authenticated
+    assert report.ok
+    assert report.signature is not None
+    assert report.signature.authenticated
     assert not bundler.verify(ed_path).signature.authenticated  # type: ignore[union-attr]
     assert bundler.verify(ed_path, key=hmac_key).exit_code == 3
     # Re-signing with another key after tampering is caught by the key the caller trusts.
@@ -163,7 +169,8 @@ def test_signed_bundles(model: Any, tmp_path: Path, ed_signer: Any, ed_public: A
     other = Ed25519Signer.from_file(generate_keypair(tmp_path / "attacker")[0])
     forged = rewrite(ed_path, tmp_path / "forged.mlbundle", manifest=lambda d: d["metadata"].update(x=1), signer=other)
     report = bundler.verify(forged, key=ed_public)
-    assert report.exit_code == 3 and "does not verify" in _problems(report)
+    assert report.exit_code == 3
+    assert "does not verify" in _problems(report)
     with pytest.raises(SignatureError):
         bundler.load(forged, key=ed_public)
     hm_path = tmp_path / "hm.mlbundle"
@@ -174,7 +181,7 @@ def test_signed_bundles(model: Any, tmp_path: Path, ed_signer: Any, ed_public: A
 
 # -- environment policy ---------------------------------------------------------------------------------------------
 def _claim(packed: Path, dst: Path, package: str, version: str) -> Path:
-    from bundler.cli.demo import claim_other_version
+    from tests.helpers import claim_other_version
 
     claim_other_version(packed, dst, package, version)
     return dst
@@ -212,13 +219,15 @@ def test_policy_outcomes(packed: Path, tmp_path: Path, package: str, version: st
 def test_policy_none_still_reports_differences(packed: Path, tmp_path: Path) -> None:
     path = _claim(packed, tmp_path / "c.mlbundle", "scikit-learn", "1.2.2")
     report = bundler.verify(path, policy="none")
-    assert report.ok and any("scikit-learn" in n and "1.2.2" in n for n in report.notes)
+    assert report.ok
+    assert any("scikit-learn" in n and "1.2.2" in n for n in report.notes)
 
 
 def test_missing_package_fails_unless_none(packed: Path, tmp_path: Path) -> None:
     path = _claim(packed, tmp_path / "c.mlbundle", "not-installed-pkg", "1.0")
     report = bundler.verify(path)
-    assert report.exit_code == 4 and "not installed" in _problems(report), report.problems
+    assert report.exit_code == 4, report.problems
+    assert "not installed" in _problems(report)
     assert bundler.verify(path, policy="none").ok
 
 
@@ -228,7 +237,8 @@ def test_every_mismatch_is_listed(packed: Path, tmp_path: Path) -> None:
     with pytest.raises(EnvironmentMismatch) as info:
         bundler.load(path)
     text = "\n".join(info.value.problems)
-    assert "scikit-learn" in text and "scipy" in text
+    assert "scikit-learn" in text
+    assert "scipy" in text
 
 
 def test_per_package_overrides(packed: Path, tmp_path: Path) -> None:
@@ -293,7 +303,8 @@ def test_pack_warns_about_globals_outside_allowlist(tmp_path: Path) -> None:
     assert not any("--trust" in m for m in messages)  # API users are told about trust=, not a CLI flag
     assert any("no installed distribution provides (tests)" in m for m in messages)
     report = bundler.verify(tmp_path / "c.mlbundle")
-    assert report.exit_code == 5 and "tests.custom_model.CustomModel" in _problems(report)
+    assert report.exit_code == 5
+    assert "tests.custom_model.CustomModel" in _problems(report)
     model = bundler.load(tmp_path / "c.mlbundle", trust=["tests.custom_model.CustomModel"])
     assert model.predict([1, 2]) == [0, 0]
 
@@ -318,7 +329,9 @@ def test_inspect_does_not_verify(packed: Path, tmp_path: Path) -> None:
 def test_report_json_shape(packed: Path) -> None:
     doc = bundler.verify(packed).to_dict()
     json.dumps(doc)
-    assert doc["ok"] is True and doc["exit_code"] == 0 and doc["signature"]["scheme"] == "sha256"
+    assert doc["ok"] is True
+    assert doc["exit_code"] == 0
+    assert doc["signature"]["scheme"] == "sha256"
     assert doc["checked"] == ["signature", "members", "environment", "content"]
 
 
@@ -329,7 +342,9 @@ def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path
     path = tmp_path / "big.mlbundle"
     manifest = bundler.pack(model, path)
     entry = manifest.file("model/model.joblib")
-    assert entry is not None and entry.chunks is not None and entry.chunk_size == DIGEST_CHUNK_BYTES
+    assert entry is not None
+    assert entry.chunks is not None
+    assert entry.chunk_size == DIGEST_CHUNK_BYTES
     assert len(entry.chunks) == -(-entry.size // DIGEST_CHUNK_BYTES)
     assert bundler.verify(path).ok
     np.testing.assert_array_equal(bundler.load(path)["weights"], model["weights"])
@@ -344,7 +359,8 @@ def test_large_payload_has_chunked_digests_and_any_flip_is_caught(tmp_path: Path
         flipped.write_bytes(raw)
         raw[where] ^= 0x01
         report = bundler.verify(flipped)
-        assert report.exit_code == 3 and "altered" in _problems(report)
+        assert report.exit_code == 3
+        assert "altered" in _problems(report)
 
 
 def test_pack_with_lock_writes_a_pylock_the_verifier_reads(model: Any, tmp_path: Path,
@@ -354,7 +370,7 @@ def test_pack_with_lock_writes_a_pylock_the_verifier_reads(model: Any, tmp_path:
     from tests.test_targets import fake_files
 
     monkeypatch.setattr(bundler.environment.targets, "fetch_release_files",
-                        lambda pins, python=None: fake_files(dict(pins)))
+                        lambda pins, python=None: fake_files(dict(pins)))  # noqa: ARG005 - the real signature
     path = tmp_path / "locked.mlbundle"
     manifest = bundler.pack(model, path, lock=True)
     assert manifest.file("pylock.toml") is not None

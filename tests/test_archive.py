@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from bundler.errors import IntegrityError, UsageError
 from tests.helpers import read_members
 
 
-def _zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]], compression: int = zipfile.ZIP_STORED) -> Path:
+def _zip(path: Path, entries: Sequence[tuple[zipfile.ZipInfo | str, bytes]],
+         compression: int = zipfile.ZIP_STORED) -> Path:
     with zipfile.ZipFile(path, "w", compression=compression) as zf:
         for info, data in entries:
             zf.writestr(info, data)
@@ -27,7 +29,8 @@ def _refused(path: Path, fragment: str) -> None:
         BundleReader(path).close()
     assert any(fragment in p for p in info.value.problems), info.value.problems
     report = bundler.verify(path)
-    assert report.exit_code == 3 and not report.ok
+    assert report.exit_code == 3
+    assert not report.ok
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,7 @@ def test_directory_member(tmp_path: Path) -> None:
 def test_duplicate_names(tmp_path: Path, packed: Path) -> None:
     members = read_members(packed)
     entries = [*list(members.items()), ("model/model.joblib", b"evil")]
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="Duplicate name"):
         path = _zip(tmp_path / "b.mlbundle", entries)
     _refused(path, "duplicate member name")
 
@@ -138,8 +141,13 @@ def test_missing_file_and_directory_are_usage_errors(tmp_path: Path) -> None:
 def test_writer_is_atomic_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.mlbundle"
     target.write_bytes(b"previous content")
-    with pytest.raises(RuntimeError), BundleWriter(target) as writer:
-        writer.write_member("model/a", b"x" * 1000)
-        raise RuntimeError("crash mid-way")
+
+    def crash_mid_way() -> None:
+        with BundleWriter(target) as writer:
+            writer.write_member("model/a", b"x" * 1000)
+            raise RuntimeError("crash mid-way")
+
+    with pytest.raises(RuntimeError, match="crash mid-way"):
+        crash_mid_way()
     assert target.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mlbundle"]

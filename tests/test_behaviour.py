@@ -37,7 +37,8 @@ def xy() -> tuple[np.ndarray, np.ndarray]:
 
 def roundtrip(info: dict[str, Any]) -> dict[str, Any]:
     """The manifest stores the info as JSON: check against what comes back from JSON, not the Python object."""
-    return json.loads(json.dumps(info))
+    out: dict[str, Any] = json.loads(json.dumps(info))
+    return out
 
 
 def test_classifier_stores_predict_proba_and_decision_function(xy: tuple[np.ndarray, np.ndarray]) -> None:
@@ -50,7 +51,8 @@ def test_classifier_stores_predict_proba_and_decision_function(xy: tuple[np.ndar
     assert info["rows"] == 15
     assert info["methods"]["predict"]["outputs"][0]["compare"] == "exact"
     assert info["methods"]["predict_proba"]["outputs"][0]["compare"] == "allclose"
-    assert info["tolerance"]["rtol"] == DEFAULT_RTOL and info["tolerance"]["atol"] == DEFAULT_ATOL
+    assert info["tolerance"]["rtol"] == DEFAULT_RTOL
+    assert info["tolerance"]["atol"] == DEFAULT_ATOL
     # every member is a plain .npy that loads without pickle
     for data in members.values():
         np.load(io.BytesIO(data), allow_pickle=False)
@@ -115,7 +117,8 @@ def test_tiny_float_noise_is_within_tolerance_but_real_change_is_not(xy: tuple[n
     assert check_behaviour(shifted, members.__getitem__, roundtrip(info)) == []
     shifted.intercept_ = shifted.intercept_ + 1e-3
     problems = check_behaviour(shifted, members.__getitem__, roundtrip(info))
-    assert len(problems) == 1 and problems[0].startswith("predict: 20 of 20 rows differ")
+    assert len(problems) == 1
+    assert problems[0].startswith("predict: 20 of 20 rows differ")
 
 
 def test_method_that_now_raises_is_a_difference(xy: tuple[np.ndarray, np.ndarray]) -> None:
@@ -124,7 +127,7 @@ def test_method_that_now_raises_is_a_difference(xy: tuple[np.ndarray, np.ndarray
     members, info = sample_members(model, X[:5])
 
     class Broken:
-        def predict(self, X: Any) -> Any:
+        def predict(self, X: Any) -> Any:  # noqa: ARG002 - a model's predict signature
             raise AttributeError("'LogisticRegression' object has no attribute 'multi_class'")
 
     problems = check_behaviour(Broken(), members.__getitem__, roundtrip(info))
@@ -159,7 +162,8 @@ def test_object_array_with_mixed_columns_round_trips() -> None:
         (make_pipeline(SimpleImputer(strategy="constant", fill_value="?"), OneHotEncoder()), [0]),
         (SimpleImputer(), [1])), LogisticRegression()).fit(X, y)
     members, info = sample_members(model, X)
-    assert info["format"] == 2 and info["input"]["kind"] == "ndarray"
+    assert info["format"] == 2
+    assert info["input"]["kind"] == "ndarray"
     assert info["input"]["values"]["encoding"] == "objects"
     assert check_behaviour(model, members.__getitem__, roundtrip(info)) == []
 
@@ -169,7 +173,8 @@ def test_string_input_column_round_trips() -> None:
     y = np.array([0, 1, 1, 0])
     model = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(X, y)
     members, info = sample_members(model, X)
-    assert info["format"] == 1 and info["input"]["dtype"].startswith("<U")  # what older bundlers read
+    assert info["format"] == 1
+    assert info["input"]["dtype"].startswith("<U")
     assert check_behaviour(model, members.__getitem__, roundtrip(info)) == []
 
 
@@ -206,7 +211,8 @@ def test_pickled_npy_member_is_refused(xy: tuple[np.ndarray, np.ndarray]) -> Non
     np.save(buffer, np.array([object()] * 5, dtype=object), allow_pickle=True)
     members["sample/predict.npy"] = buffer.getvalue()
     problems = check_behaviour(model, members.__getitem__, roundtrip(info))
-    assert problems and "not a plain .npy array" in problems[0]
+    assert problems
+    assert "not a plain .npy array" in problems[0]
 
 
 def test_recorded_tolerance_is_used_but_capped(xy: tuple[np.ndarray, np.ndarray]) -> None:
@@ -229,7 +235,8 @@ def test_compare_arrays_shapes_kinds_and_nan() -> None:
     assert "kind" in (compare_arrays("p", np.array(["1", "2"]), np.array([1, 2])) or "")
     assert compare_arrays("p", np.array([1, 2]), np.array([1.0, 2.0])) is None
     line = compare_arrays("p", np.array([[0.1, 0.9], [0.5, 0.5]]), np.array([[0.1, 0.9], [0.6, 0.4]]))
-    assert line is not None and line.startswith("p: 1 of 2 rows differ")
+    assert line is not None
+    assert line.startswith("p: 1 of 2 rows differ")
 
 
 def test_module_import_does_not_import_numpy() -> None:

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,25 @@ def _one_line_errors(stderr: str) -> None:
 def test_verify_ok_subprocess(packed: Path) -> None:
     result = run_cli("verify", packed)
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout and "only checksummed" in result.stderr
+    assert "OK" in result.stdout
+    assert "only checksummed" in result.stderr
 
 
 def test_verify_json_is_one_document(packed: Path, tmp_path: Path) -> None:
     result = run_cli("verify", packed, "--json")
     doc = json.loads(result.stdout)
-    assert doc["ok"] is True and result.returncode == 0
+    assert doc["ok"] is True
+    assert result.returncode == 0
     broken = rewrite(packed, tmp_path / "t.mlbundle", members=lambda m: m.update({"requirements.txt": b"x\n"}),
                      rehash=False)
     result = run_cli("verify", broken, "--json")
     doc = json.loads(result.stdout)
-    assert result.returncode == 3 and doc["ok"] is False and doc["problems"]
+    assert result.returncode == 3
+    assert doc["ok"] is False
+    assert doc["problems"]
     result = run_cli("verify", tmp_path / "missing", "--json")
-    assert result.returncode == 2 and json.loads(result.stdout)["ok"] is False
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["ok"] is False
 
 
 def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
@@ -51,7 +57,7 @@ def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
     assert result.stdout.strip() == "0 []", result.stdout + result.stderr
 
 
-BAD_INPUTS = {
+BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], int]] = {
     "missing file": (lambda d: d / "missing.mlbundle", 2),
     "directory": (lambda d: d, 2),
     "empty file": (lambda d: _write(d / "e.mlbundle", b""), 3),
@@ -170,7 +176,9 @@ def test_pack_refuses_to_overwrite_half(packed: Path, tmp_path: Path) -> None:
 
 def test_keygen_and_env(tmp_path: Path) -> None:
     result = run_cli("keygen", "-o", tmp_path / "k")
-    assert result.returncode == 0 and (tmp_path / "k.pem").exists() and (tmp_path / "k.pub.pem").exists()
+    assert result.returncode == 0
+    assert (tmp_path / "k.pem").exists()
+    assert (tmp_path / "k.pub.pem").exists()
     assert "PRIVATE" not in result.stdout
     result = run_cli("keygen", "-o", tmp_path / "k")
     assert result.returncode == 2
@@ -191,7 +199,8 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_runs(tmp_path: Path) -> None:
     result = run_cli("demo", "--dir", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "refused with exit 3" in result.stdout and "refused with exit 4" in result.stdout
+    assert "refused with exit 3" in result.stdout
+    assert "refused with exit 4" in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -201,7 +210,8 @@ def test_pack_of_a_bundle_says_it_is_already_one(packed: Path, capsys: pytest.Ca
     assert main(["pack", str(packed), "-o", str(tmp_path / "again.mlbundle")]) == 2
     err = capsys.readouterr().err
     assert f"error: {packed} is already a bundle, not a model file" in err
-    assert f"hint: to check it: bundler verify {packed}" in err and "skops" not in err
+    assert f"hint: to check it: bundler verify {packed}" in err
+    assert "skops" not in err
     _one_line_errors(err)
 
 
@@ -224,7 +234,8 @@ def test_pack_of_something_else_says_what_it_is_not(content: bytes | None, messa
         src.write_bytes(content)
     assert main(["pack", str(src), "-o", str(tmp_path / "o.mlbundle")]) == 2
     err = capsys.readouterr().err
-    assert message in err and "opcode" not in err
+    assert message in err
+    assert "opcode" not in err
     assert not (tmp_path / "o.mlbundle").exists()
 
 
@@ -258,18 +269,22 @@ def test_quiet_hides_library_warnings_but_not_bundlers(capsys: pytest.CaptureFix
 
 def test_requirements_prints_the_verified_pins_and_nothing_else(packed: Path, tmp_path: Path,
                                                                 keypair: tuple[Path, Path]) -> None:
-    from bundler.cli.demo import claim_other_version
+    from tests.helpers import claim_other_version
 
     result = run_cli("requirements", packed, "-q")
-    assert result.returncode == 0 and result.stderr == ""
+    assert result.returncode == 0
+    assert result.stderr == ""
     pins = json.loads(run_cli("inspect", packed, "--json").stdout)["manifest"]["requirements"]
-    assert result.stdout == "".join(f"{line}\n" for line in pins) and "scikit-learn==" in result.stdout
+    assert result.stdout == "".join(f"{line}\n" for line in pins)
+    assert "scikit-learn==" in result.stdout
     assert run_cli("requirements", packed, "--public-key", keypair[1]).returncode == 3
     other = tmp_path / "other.mlbundle"
     claim_other_version(packed, other, "scikit-learn", "1.2.2")
     result = run_cli("requirements", other)
-    assert result.returncode == 4 and result.stdout == ""
+    assert result.returncode == 4
+    assert result.stdout == ""
     assert "hint: to print the pins of a bundle for an environment that does not have them yet" in result.stderr
     assert "--against FILE or --policy none" in result.stderr
     result = run_cli("requirements", other, "--policy", "none", "-q")
-    assert result.returncode == 0 and "scikit-learn==1.2.2\n" in result.stdout
+    assert result.returncode == 0
+    assert "scikit-learn==1.2.2\n" in result.stdout

@@ -61,7 +61,8 @@ def test_custom_transformer_with_bundled_code(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", TRAIN], cwd=project, check=True, timeout=300)
     missing = _bundler("pack", "model.joblib", "-o", "m.mlbundle", "--trust", "mymod.Clip", cwd=project)
     assert missing.returncode == 4
-    assert "No module named 'mymod'" in missing.stderr and "--code mymod.py" in missing.stderr
+    assert "No module named 'mymod'" in missing.stderr
+    assert "--code mymod.py" in missing.stderr
     assert "does not import from the current folder" in missing.stderr
     packed = _bundler("pack", "model.joblib", "-o", "m.mlbundle", "--trust", "mymod.Clip", "--code", "mymod.py",
                       "--sample", "X.npy", cwd=project)
@@ -70,10 +71,13 @@ def test_custom_transformer_with_bundled_code(tmp_path: Path) -> None:
     elsewhere.mkdir()
     bundle = str(project / "m.mlbundle")
     refused = _bundler("load", bundle, cwd=elsewhere)
-    assert refused.returncode == 5 and "modules mymod" in refused.stderr and "--trust-code" in refused.stderr
+    assert refused.returncode == 5
+    assert "modules mymod" in refused.stderr
+    assert "--trust-code" in refused.stderr
     assert _bundler("verify", bundle, cwd=elsewhere).returncode == 5
     loaded = _bundler("load", bundle, "--trust-code", cwd=elsewhere)
-    assert loaded.returncode == 0 and "behaviour check passed" in loaded.stdout, loaded.stderr
+    assert loaded.returncode == 0, loaded.stderr
+    assert "behaviour check passed" in loaded.stdout
 
 
 def test_code_members_are_listed_and_hashed(tmp_path: Path) -> None:
@@ -89,11 +93,13 @@ def test_code_members_are_listed_and_hashed(tmp_path: Path) -> None:
     model = LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0])
     manifest = bundler.pack(model, tmp_path / "b.mlbundle", code=[tmp_path / "mymod2.py"])
     entry = manifest.file("code/mymod2.py")
-    assert entry is not None and entry.sha256 == hashlib.sha256(b"VALUE = 3\n").hexdigest()
+    assert entry is not None
+    assert entry.sha256 == hashlib.sha256(b"VALUE = 3\n").hexdigest()
     with zipfile.ZipFile(tmp_path / "b.mlbundle") as zf:
         assert "code/mymod2.py" in zf.namelist()
     report = bundler.verify(tmp_path / "b.mlbundle")
-    assert report.exit_code == 5 and any("mymod2" in p.message for p in report.problems)
+    assert report.exit_code == 5
+    assert any("mymod2" in p.message for p in report.problems)
     assert bundler.verify(tmp_path / "b.mlbundle", trust_code=True).ok
     with __import__("pytest").raises(bundler.UsageError, match="standard-library"):
         (tmp_path / "json.py").write_text("")

@@ -26,4 +26,5 @@ def test_old_fixture_is_an_environment_problem(name: str, reason: str) -> None:
         bundler.load(path, policy="none")
     assert reason in info.value.problems[0]
     result = run_cli("load", path, "--policy", "none")
-    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert result.returncode == 4
+    assert "Traceback" not in result.stderr

@@ -74,7 +74,8 @@ def test_default_policy_refuses_other_scikit_learn_versions(path: Path) -> None:
     if bundled_sklearn(path) != INSTALLED:
         assert not report.ok
         assert report.exit_code == 4, [p.message for p in report.problems]
-        assert sklearn_problems and all(p.kind == "environment" for p in report.problems)
+        assert sklearn_problems
+        assert all(p.kind == "environment" for p in report.problems)
         with pytest.raises(bundler.EnvironmentMismatch):
             bundler.load(path)
     else:

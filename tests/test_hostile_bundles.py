@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pytest
@@ -65,7 +66,7 @@ def test_pack_of_hostile_file_refused(name: str, tmp_path: Path) -> None:
     # A crafted tree is made of allowed classes with bad numbers: pack_file loads the copy it bundles with the
     # restricted unpickler and validates the trees, so it is refused at pack time like any other hostile file.
     with pytest.raises(BundleError) as err:
-        bundler.pack_file(HOSTILE / name, out)  # type: ignore[attr-defined]
+        bundler.pack_file(HOSTILE / name, out)
     assert err.value.exit_code == expected_exit(name)
     assert not out.exists()
 
@@ -97,10 +98,11 @@ def test_cli_exit_codes(name: str, clean_bundles: dict[str, Path], tmp_path: Pat
         assert "Traceback" not in proc.stderr
 
 
-def test_swapped_bundle_still_loads_when_clean(clean_bundles: dict[str, Path], data: tuple, tmp_path: Path) -> None:
+def test_swapped_bundle_still_loads_when_clean(clean_bundles: dict[str, Path], data: tuple[Any, Any],
+                                               tmp_path: Path) -> None:
     X, _ = data
     model = bundler.load(clean_bundles["joblib"])
     assert model.predict(X).shape == (len(X),)
     joblib.dump(model, tmp_path / "m.joblib")
-    bundler.pack_file(tmp_path / "m.joblib", tmp_path / "ok.mlbundle")  # type: ignore[attr-defined]
+    bundler.pack_file(tmp_path / "m.joblib", tmp_path / "ok.mlbundle")
     assert bundler.verify(tmp_path / "ok.mlbundle").ok

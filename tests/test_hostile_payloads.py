@@ -50,8 +50,9 @@ def test_fixture_set_is_complete() -> None:
         assert (HOSTILE / name).is_file()
 
 
+@pytest.mark.usefixtures("ext_registered")
 @pytest.mark.parametrize("name", sorted(n for n, k in EXPECTED["payloads"].items() if k in ("unsafe", "ext")))
-def test_unsafe_refused_everywhere(name: str, ext_registered: None) -> None:
+def test_unsafe_refused_everywhere(name: str) -> None:
     res = scan_file(HOSTILE / name)
     lines = DEFAULT_ALLOWLIST.audit(res)
     assert lines, f"{name}: audit passed {res}"
@@ -84,7 +85,8 @@ def test_crafted_trees_caught_by_treecheck(name: str) -> None:
     assert err.exit_code == 5
 
 
-def test_loader_alone_refuses_unsafe(ext_registered: None) -> None:
+@pytest.mark.usefixtures("ext_registered")
+def test_loader_alone_refuses_unsafe() -> None:
     """Defence in depth: even without the scan, restricted_load refuses every unsafe payload that imports a
     disallowed global."""
     for name, kind in EXPECTED["payloads"].items():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,8 +37,9 @@ def test_manifest_records_the_contract_fields(packed: Path) -> None:
     assert m.sample is not None
 
 
-def _doc(packed: Path) -> dict:
-    return json.loads(canonical_bytes(bundler.inspect(packed)))
+def _doc(packed: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(canonical_bytes(bundler.inspect(packed)))
+    return doc
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,8 @@ def _doc(packed: Path) -> dict:
         (lambda d: d.update(serializer="marshal"), "serializer"),
     ],
 )
-def test_wrong_shapes_are_integrity_errors(packed: Path, mutate, expected: str) -> None:
+def test_wrong_shapes_are_integrity_errors(packed: Path, mutate: Callable[[dict[str, Any]], object],
+                                           expected: str) -> None:
     doc = _doc(packed)
     mutate(doc)
     with pytest.raises(IntegrityError) as info:

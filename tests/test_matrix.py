@@ -62,7 +62,8 @@ def test_classify(same: bool, accepted: bool, error: str | None, differs: list[s
 
 
 def test_statuses_order_puts_silent_drift_last() -> None:
-    assert STATUSES[-1] == OUTPUTS_DIFFER and STATUSES[-2] == METHOD_RAISES
+    assert STATUSES[-1] == OUTPUTS_DIFFER
+    assert STATUSES[-2] == METHOD_RAISES
     assert [v for v in sorted(["1.10", "not pinned", "1.9", "1.2.2"], key=version_key)] == [
         "1.2.2", "1.9", "1.10", "not pinned"]
 
@@ -92,10 +93,13 @@ def test_plan_changes_only_the_varied_package() -> None:
 @pytest.mark.parametrize("old", ["1.3.2", "1.2.2", "1.4.1.post1"])
 def test_plan_needs_numpy1_for_old_scikit_learn(old: str) -> None:
     plan = plan_environment(PINS, "scikit-learn", old)
-    assert "numpy<2" in plan.requirements and "numpy==2.1.3" not in plan.requirements
-    assert len(plan.adjustments) == 1 and "numpy 1.x" in plan.adjustments[0]
+    assert "numpy<2" in plan.requirements
+    assert "numpy==2.1.3" not in plan.requirements
+    assert len(plan.adjustments) == 1
+    assert "numpy 1.x" in plan.adjustments[0]
     kept = plan_environment((Pin("numpy", "1.26.4"), Pin("scikit-learn", "1.5.2")), "scikit-learn", old)
-    assert "numpy==1.26.4" in kept.requirements and kept.adjustments == []
+    assert "numpy==1.26.4" in kept.requirements
+    assert kept.adjustments == []
 
 
 def test_plan_for_a_bundle_that_pins_no_scikit_learn() -> None:
@@ -105,14 +109,17 @@ def test_plan_for_a_bundle_that_pins_no_scikit_learn() -> None:
     assert plan.requirements == ["scikit-learn==1.6.1", "numpy==2.1.3", "scipy==1.14.1", "xgboost==2.1.4"]
     assert plan.adjustments == ["scikit-learn==1.6.1 added (the bundle does not pin scikit-learn)"]
     other = plan_environment(pins, "xgboost", "2.0.3")
-    assert other.requirements == ["xgboost==2.0.3", "numpy==2.1.3", "scipy==1.14.1"] and other.adjustments == []
+    assert other.requirements == ["xgboost==2.0.3", "numpy==2.1.3", "scipy==1.14.1"]
+    assert other.adjustments == []
 
 
 def test_plan_adds_pandas_for_a_dataframe_sample() -> None:
     plan = plan_environment(PINS, "scikit-learn", "1.6.1", dataframe_sample=True)
-    assert plan.requirements[-1] == "pandas" and "DataFrame" in plan.adjustments[-1]
+    assert plan.requirements[-1] == "pandas"
+    assert "DataFrame" in plan.adjustments[-1]
     pinned = plan_environment((*PINS, Pin("pandas", "2.3.3")), "scikit-learn", "1.6.1", dataframe_sample=True)
-    assert "pandas==2.3.3" in pinned.requirements and pinned.adjustments == []
+    assert "pandas==2.3.3" in pinned.requirements
+    assert pinned.adjustments == []
 
 
 def fake_cells() -> list[Cell]:
@@ -149,12 +156,14 @@ def test_reports(tmp_path: Path) -> None:
     # the silent drift is listed before every table, the loud ones after
     assert text.index("## Silent drift") < text.index("## Summary") < text.index("## Loud failures")
     assert "- **binary** 1.9 → 1.2: loads and runs, but outputs differ SILENTLY: predict_proba: 40 of 40" in text
-    assert "module numpy._core not found" in text and "now raises AttributeError: multi_class" in text
+    assert "module numpy._core not found" in text
+    assert "now raises AttributeError: multi_class" in text
     assert "numpy<2 added" in text
     data = json.loads((tmp_path / "matrix.json").read_text(encoding="utf-8"))
     assert (data["counts"][OUTPUTS_DIFFER], data["counts"][METHOD_RAISES], data["counts"][FAILS_TO_LOAD]) == (1, 1, 1)
     assert sum(data["counts"].values()) == len(data["cells"]) == 27
-    assert set(data["statuses"]) == set(STATUSES) and data["format"] == 2
+    assert set(data["statuses"]) == set(STATUSES)
+    assert data["format"] == 2
     if "matrix.png" in {p.name for p in paths}:
         assert (tmp_path / "matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -202,8 +211,11 @@ def test_fixture_bundles_are_ordered_by_version(tmp_path: Path) -> None:
 def test_real_cell_in_this_environment(packed: Path, tmp_path: Path) -> None:
     """One real cell without building an environment: the worker in a fresh process of this interpreter."""
     [rec] = runner.run_workers(Path(sys.executable), [packed], tmp_path)
-    assert rec["verify"]["ok"] is True and rec["error"] is None and rec["findings"] == []
-    assert rec["environment"]["scikit-learn"] == INSTALLED and rec["environment"]["numpy"] == version("numpy")
+    assert rec["verify"]["ok"] is True
+    assert rec["error"] is None
+    assert rec["findings"] == []
+    assert rec["environment"]["scikit-learn"] == INSTALLED
+    assert rec["environment"]["numpy"] == version("numpy")
     cell = runner.cell_from_record(rec, model="model", bundled=INSTALLED, loaded=INSTALLED, package="scikit-learn")
     assert cell.status == SAME_VERSION_OK
 
@@ -216,9 +228,11 @@ def test_dataframe_fixture_predicts_the_same_in_its_own_environment(tmp_path: Pa
     """The test environment holds what the stored sample needs: pandas for a DataFrame sample."""
     path = fixture(".".join(INSTALLED.split(".")[:2]), "dataframe_remainder")
     checked = runner.check_bundle(path)
-    assert checked.dataframe_sample and "pandas" not in {p.name for p in checked.pins}
+    assert checked.dataframe_sample
+    assert "pandas" not in {p.name for p in checked.pins}
     [rec] = runner.run_workers(Path(sys.executable), [path], tmp_path)
-    assert rec["error"] is None and rec["findings"] == [], rec
+    assert rec["error"] is None, rec
+    assert rec["findings"] == [], rec
     assert rec["environment"]["pandas"] == version("pandas")
 
 
@@ -239,7 +253,8 @@ def test_merge_of_locally_produced_cells(tmp_path: Path) -> None:
 
     cells = produce_cells(tmp_path)
     statuses = {c.status for c in cells}
-    assert SAME_VERSION_OK in statuses and statuses - {SAME_VERSION_OK}, statuses
+    assert SAME_VERSION_OK in statuses, statuses
+    assert statuses - {SAME_VERSION_OK}, statuses
     # two jobs, one folder each, as the workflow's artifacts arrive
     half = len(cells) // 2
     write_json(cells[:half], tmp_path / "job-a" / "cells.json", meta={"duration_seconds": 3.0})
@@ -249,14 +264,18 @@ def test_merge_of_locally_produced_cells(tmp_path: Path) -> None:
     assert result.returncode in (4, 6)  # old fixtures do not all load and predict the same under this release
     merged = json.loads((tmp_path / "out" / "matrix.json").read_text(encoding="utf-8"))
     assert [cell_from_dict(c, source="merged") for c in merged["cells"]] == cells
-    assert merged["meta"]["merged_files"] == 2 and merged["meta"]["job_seconds"] == 7.5
+    assert merged["meta"]["merged_files"] == 2
+    assert merged["meta"]["job_seconds"] == 7.5
     assert f"matrix: {sum(1 for c in cells if c.status == SAME_VERSION_OK)} same-version-ok" in result.stderr
 
     # the same cell twice (a job re-run into another folder) is refused, naming both files; nothing is written
     write_json(cells[:1], tmp_path / "job-c" / "again.json")
     result = run_cli("matrix", "--merge", tmp_path / "job-a", tmp_path / "job-c", "--reports", tmp_path / "out2")
-    assert result.returncode == 2 and "is also in" in result.stderr and "again.json" in result.stderr
-    assert not (tmp_path / "out2").exists() and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert "is also in" in result.stderr
+    assert "again.json" in result.stderr
+    assert not (tmp_path / "out2").exists()
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -269,21 +288,26 @@ def test_merge_refuses_a_bad_cells_file(tmp_path: Path, content: str, message: s
 
     (tmp_path / "bad.json").write_text(content, encoding="utf-8")
     result = run_cli("matrix", "--merge", tmp_path)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
     missing = run_cli("matrix", "--merge", tmp_path / "nowhere")
-    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    assert missing.returncode == 2
+    assert "no such file or folder" in missing.stderr
 
 
-def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "message"), [
+    (["matrix"], "give a BUNDLE and --versions"),
+    (["matrix", "{tmp}/missing.mlbundle", "--versions", "1.5"], "no such bundle"),
+    (["matrix", "--fixtures", str(FIXTURES), "--versions", "0.9"], "no reference environment for scikit-learn 0.9"),
+], ids=["no-arguments", "missing-bundle", "unknown-release"])
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     from tests.conftest import run_cli
 
-    for args, message in [(["matrix"], "give a BUNDLE and --versions"),
-                          (["matrix", tmp_path / "missing.mlbundle", "--versions", "1.5"], "no such bundle"),
-                          (["matrix", "--fixtures", FIXTURES, "--versions", "0.9"], "no reference environment for "
-                                                                                    "scikit-learn 0.9")]:
-        result = run_cli(*args)
-        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
+    result = run_cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_worker_gives_every_bundle_its_own_record_even_when_one_is_broken(packed: Path, tmp_path: Path) -> None:
@@ -292,5 +316,27 @@ def test_worker_gives_every_bundle_its_own_record_even_when_one_is_broken(packed
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     records = runner.run_workers(Path(sys.executable), [packed, broken, packed], tmp_path / "work", jobs=1)
     assert [r["path"] for r in records] == [str(packed), str(broken), str(packed)]
-    assert records[0]["error"] is None and records[2]["error"] is None
-    assert records[1]["verify"]["exit_code"] == 3 and records[1]["error"].startswith("IntegrityError")
+    assert records[0]["error"] is None
+    assert records[2]["error"] is None
+    assert records[1]["verify"]["exit_code"] == 3
+    assert records[1]["error"].startswith("IntegrityError")
+
+
+def test_usage_error_with_json_file_keeps_stdout_empty(tmp_path: Path) -> None:
+    """``matrix --json OUT`` names a file: an error is one line on stderr, never a JSON document on stdout."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "cells.json"
+    result = run_cli("matrix", tmp_path / "missing.mlbundle", "--versions", "1.5", "--json", out)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "no such bundle" in result.stderr
+    assert not out.exists()
+
+
+def test_usage_error_with_json_flag_prints_the_document(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli("matrix", tmp_path / "missing.mlbundle", "--versions", "1.5", "--json")
+    assert result.returncode == 2, result.stderr
+    assert json.loads(result.stdout)["exit_code"] == 2

@@ -52,7 +52,8 @@ def _outputs(model: Any, sample: Any) -> dict[str, Any]:
 def test_pack_verify_load_through_the_api(kind: Kind, tmp_path: Path) -> None:
     path = tmp_path / f"{kind.name}.mlbundle"
     manifest = bundler.pack(kind.model, path, sample=kind.sample)
-    assert manifest.sample is not None and manifest.sample["input"]["kind"] == API_KIND[kind.name]
+    assert manifest.sample is not None
+    assert manifest.sample["input"]["kind"] == API_KIND[kind.name]
     pins = {line.split("==")[0] for line in manifest.requirements}
     assert {"scikit-learn", "numpy", "joblib"} <= pins
     assert ("pandas" in pins) is kind.dataframe
@@ -66,8 +67,8 @@ def test_pack_verify_load_through_the_api(kind: Kind, tmp_path: Path) -> None:
     tampered = rewrite(path, tmp_path / "tampered.mlbundle", rehash=False, members=lambda m: m.update(
         {first_input: m[first_input][:-1] + bytes([m[first_input][-1] ^ 0x01])}))
     report = bundler.verify(tampered)
-    assert report.exit_code == 3 and any(first_input in p.message and "altered" in p.message
-                                         for p in report.problems), report.problems
+    assert report.exit_code == 3, report.problems
+    assert any(first_input in p.message and "altered" in p.message for p in report.problems), report.problems
     with pytest.raises(IntegrityError):
         bundler.load(tampered)
 
@@ -83,7 +84,8 @@ def test_pack_verify_load_through_the_cli(kind: Kind, tmp_path: Path, capsys: py
     captured = capsys.readouterr()
     assert "behaviour check passed" in captured.out, captured.err
     info = bundler.inspect(out).sample
-    assert info is not None and info["input"]["kind"] == CLI_KIND[kind.name]
+    assert info is not None
+    assert info["input"]["kind"] == CLI_KIND[kind.name]
     if sample.suffix == ".parquet":  # the file's dtypes, categories included, are what was recorded
         dtypes = {c["name"]: c["dtype"] for c in info["input"]["columns"]}
         assert dtypes["city"] == "category"
@@ -97,7 +99,8 @@ def test_pack_verify_load_through_the_cli(kind: Kind, tmp_path: Path, capsys: py
     assert main(["load", str(tampered), "--no-config"]) == 3
     assert main(["requirements", str(tampered), "--no-config"]) == 3
     captured = capsys.readouterr()
-    assert captured.out == "" and f"member '{member}' altered" in captured.err
+    assert captured.out == ""
+    assert f"member '{member}' altered" in captured.err
 
 
 # -- environments that lack something ------------------------------------------------------------------------------
@@ -160,7 +163,8 @@ def test_environments_that_lack_a_package(tmp_path: Path) -> None:
         dists = own | {line.split("==")[0] for line in bundler.inspect(path).requirements}
         names = frozenset({"bundler"} | set().union(*(_top_level_modules(d) for d in dists)))
         groups.setdefault(names, []).append(path)
-    assert len(groups) >= 2 and any("pandas" not in names for names in groups)
+    assert len(groups) >= 2
+    assert any("pandas" not in names for names in groups)
     for names, paths in groups.items():
         codes, stderr = _run([RESTRICTED, json.dumps(sorted(names)), *map(str, paths)])
         assert codes == dict.fromkeys(map(str, paths), 0), stderr
@@ -171,7 +175,8 @@ def test_environments_that_lack_a_package(tmp_path: Path) -> None:
     codes, stderr = _run([RESTRICTED, json.dumps(sorted(with_pandas - {"pandas"})), *map(str, frames)])
     assert codes == dict.fromkeys(map(str, frames), 4), stderr
     assert stderr.count("needs pandas; pandas is not installed in this environment") == 3, stderr
-    assert "Traceback" not in stderr and "BEHAVIOUR" not in stderr
+    assert "Traceback" not in stderr
+    assert "BEHAVIOUR" not in stderr
 
 
 def test_missing_package_is_an_environment_mismatch_in_the_api(tmp_path: Path,

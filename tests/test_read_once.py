@@ -61,7 +61,8 @@ def test_in_place_rewrite_during_load_never_loads_the_other_model(tmp_path: Path
     bio = io.BytesIO()
     joblib.dump(other, bio)
     evil = bio.getvalue()
-    assert len(evil) == size and evil != good
+    assert len(evil) == size
+    assert evil != good
 
     stop = multiprocessing.Event()
     writer = multiprocessing.Process(target=_rewrite_forever, args=(str(path), offset, [evil, good], stop))

@@ -55,7 +55,8 @@ def test_nothing_private_and_nothing_native_internal() -> None:
 @pytest.mark.parametrize("name", sorted(PLACEMENTS))
 def test_placements_name_real_slots(name: str) -> None:
     slots, reason = PLACEMENTS[name]
-    assert len(reason) > 20 and slots
+    assert len(reason) > 20
+    assert slots
     assert name not in REFERABLE
     # the slot's class may exist only in other releases (scikit-learn renamed its scorers); one must exist here
     assert any(owner in DEFAULT_ALLOWLIST.constructible for owner, _ in slots), slots

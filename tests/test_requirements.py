@@ -49,7 +49,8 @@ def test_base_modules_come_from_loaded_classes_only() -> None:
     assert base_modules(["not_imported_anywhere.Thing", "<computed global>"]) == set()
     inferred = infer_requirements(["tests.custom_model.ClippedScaler", "numpy.dtype"],
                                   ["tests.custom_model.ClippedScaler"])
-    assert "scikit-learn" in inferred.pins and inferred.frameworks == ["scikit-learn"]
+    assert "scikit-learn" in inferred.pins
+    assert inferred.frameworks == ["scikit-learn"]
     assert inferred.unmapped == ["tests"]
 
 
@@ -76,7 +77,8 @@ def test_pandas_is_pinned_for_a_dataframe_sample(tmp_path: Path) -> None:
     frame, y = _frame()
     model = LogisticRegression().fit(frame.to_numpy(), y)  # fitted on numpy, checked on a DataFrame
     manifest = bundler.pack(model, tmp_path / "m.mlbundle", sample=frame.set_axis(["x0", "x1"], axis=1)[:5])
-    assert "pandas" in _pins(manifest) and manifest.sample is not None
+    assert "pandas" in _pins(manifest)
+    assert manifest.sample is not None
     assert manifest.sample["pandas_version"] == pd.__version__
 
 
@@ -131,7 +133,8 @@ def test_requirements_file_read_as_pip_reads_it(tmp_path: Path) -> None:
     (tmp_path / "loose.txt").write_text("-e ./src\nmylib @ https://example.invalid/mylib.whl\n")
     with pytest.raises(UsageError) as info:
         read_requirements_file(tmp_path / "loose.txt")
-    assert len(info.value.problems) == 2 and "editable install" in info.value.problems[0]
+    assert len(info.value.problems) == 2
+    assert "editable install" in info.value.problems[0]
     assert "direct reference" in info.value.problems[1]
 
 
@@ -144,7 +147,8 @@ def test_cli_pins(model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["pack", str(src), "-o", str(out), "--requirement", "scikit-learn==1.0.0", "--no-config"]) == 2
     err = capsys.readouterr().err
     assert f"error: requirement scikit-learn==1.0.0: the installed scikit-learn is {SKLEARN}" in err
-    assert "hint: pack where these versions are installed" in err and "--force-requirement scikit-learn==1.0.0" in err
+    assert "hint: pack where these versions are installed" in err
+    assert "--force-requirement scikit-learn==1.0.0" in err
     assert not out.exists()
     req = tmp_path / "requirements.txt"
     req.write_text(f"numpy=={NUMPY}\n")

@@ -27,7 +27,8 @@ def test_csv_and_tsv_are_dataframes_with_inferred_dtypes(tmp_path: Path) -> None
     frame.to_csv(tmp_path / "s.tsv", index=False, sep="\t")
     for name in ("s.csv", "s.tsv"):
         read = read_sample(tmp_path / name)
-        assert isinstance(read, pd.DataFrame) and list(read.columns) == ["city", "age", "income", "member"]
+        assert isinstance(read, pd.DataFrame)
+        assert list(read.columns) == ["city", "age", "income", "member"]
         assert [read[c].dtype.kind for c in ("age", "income", "member")] == ["i", "f", "b"]
 
 
@@ -56,7 +57,8 @@ def test_parquet_without_pyarrow_is_a_usage_error(tmp_path: Path, model: Any, da
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "reading a Parquet sample needs pyarrow, which is not installed" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "o.mlbundle").exists()
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o.mlbundle").exists()
 
 
 def test_npy_npz_and_txt(tmp_path: Path) -> None:
@@ -65,7 +67,8 @@ def test_npy_npz_and_txt(tmp_path: Path) -> None:
     matrix = sp.random(5, 4, density=0.5, format="csc", random_state=0)
     sp.save_npz(tmp_path / "m.npz", matrix)
     read = read_sample(tmp_path / "m.npz")
-    assert read.format == "csc" and (read != matrix).nnz == 0
+    assert read.format == "csc"
+    assert (read != matrix).nnz == 0
     (tmp_path / "t.txt").write_text("first text\r\nsecond, with ünïcode\n\nfourth\n", encoding="utf-8")
     assert read_sample(tmp_path / "t.txt") == ["first text", "second, with ünïcode", "", "fourth"]
 

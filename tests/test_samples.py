@@ -51,7 +51,8 @@ def table() -> pd.DataFrame:
 def test_dataframe_comes_back_with_the_same_dtypes_index_and_missing_values() -> None:
     frame = table()
     back, spec, _, version = roundtrip(frame)
-    assert version == 2 and spec["kind"] == "dataframe"
+    assert version == 2
+    assert spec["kind"] == "dataframe"
     pd.testing.assert_frame_equal(back, frame)
     assert [c["dtype"] for c in spec["columns"]][:3] == ["category", "category", str(frame["text"].dtype)]
     assert back["city"].isna().tolist() == [False, True, False, False]  # NaN in a category survives
@@ -71,24 +72,33 @@ def test_series_list_tuple_and_text_arrays() -> None:
     assert spec["kind"] == "series"
     pd.testing.assert_series_equal(back, series)
     back, spec, _, _ = roundtrip(texts)
-    assert spec["kind"] == "list" and type(back) is list and back == texts
+    assert spec["kind"] == "list"
+    assert type(back) is list
+    assert back == texts
     back, spec, _, _ = roundtrip(tuple(texts))
-    assert type(back) is tuple and back == tuple(texts)
+    assert type(back) is tuple
+    assert back == tuple(texts)
     rows = [[1, 2.5], [3, 4.0]]
     back, spec, _, _ = roundtrip(rows)
-    assert back == rows and spec["values"]["encoding"] == "npy"
+    assert back == rows
+    assert spec["values"]["encoding"] == "npy"
     fixed = np.array(["x", "yy"])
     back, spec, _, _ = roundtrip(fixed)
-    assert back.dtype == fixed.dtype and (back == fixed).all()
+    assert back.dtype == fixed.dtype
+    assert (back == fixed).all()
     objects = np.array([["a", 1.0], [None, np.nan]], dtype=object)
     back, spec, _, _ = roundtrip(objects)
-    assert back.dtype == object and back[0, 0] == "a" and back[1, 0] is None and np.isnan(back[1, 1])
+    assert back.dtype == object
+    assert back[0, 0] == "a"
+    assert back[1, 0] is None
+    assert np.isnan(back[1, 1])
 
 
 def test_a_2d_numeric_array_keeps_the_format_1_layout() -> None:
     X = np.arange(12, dtype=np.float64).reshape(4, 3)
     back, spec, members, version = roundtrip(X)
-    assert version == 1 and set(members) == {"sample/input.npy"}
+    assert version == 1
+    assert set(members) == {"sample/input.npy"}
     assert spec == {"kind": "array", "rows": 4, "member": "sample/input.npy", "dtype": "<f8", "shape": [4, 3]}
     np.testing.assert_array_equal(back, X)
 
@@ -100,8 +110,11 @@ def test_sparse_comes_back_in_the_same_format(fmt: str, container: str) -> None:
     dense[0, 1], dense[2, 4], dense[5, 0], dense[3, 3] = 1.5, -2.0, 3.0, 0.25
     matrix = getattr(sp, f"{fmt}_{container}")(dense)
     back, spec, _, _ = roundtrip(matrix)
-    assert spec["kind"] == "sparse" and spec["format"] == fmt and spec["container"] == container
-    assert type(back) is type(matrix) and back.dtype == matrix.dtype
+    assert spec["kind"] == "sparse"
+    assert spec["format"] == fmt
+    assert spec["container"] == container
+    assert type(back) is type(matrix)
+    assert back.dtype == matrix.dtype
     np.testing.assert_array_equal(back.toarray(), dense)
 
 
@@ -135,7 +148,8 @@ def test_format_1_dataframe_is_still_read() -> None:
         {"name": "x", "member": "sample/input.col0.npy", "dtype": "<f8", "pandas_dtype": "float64"},
         {"name": "c", "member": "sample/input.col1.npy", "dtype": "<U1", "pandas_dtype": "category"}]}
     frame = decode_input(members.__getitem__, spec, 1)
-    assert list(frame.columns) == ["x", "c"] and str(frame["c"].dtype) == "category"
+    assert list(frame.columns) == ["x", "c"]
+    assert str(frame["c"].dtype) == "category"
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -152,7 +166,7 @@ def _crafted(change: Callable[[dict[str, Any], dict[str, bytes]], None], sample:
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any], dict[str, bytes]], None]:
-    def change(spec: dict[str, Any], members: dict[str, bytes]) -> None:
+    def change(spec: dict[str, Any], members: dict[str, bytes]) -> None:  # noqa: ARG001 - one mutation signature
         target: Any = spec
         for key in path[:-1]:
             target = target[key]
@@ -162,7 +176,7 @@ def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any], dict[str, byt
 
 
 def _replace(member: str, array: np.ndarray) -> Callable[[dict[str, Any], dict[str, bytes]], None]:
-    def change(spec: dict[str, Any], members: dict[str, bytes]) -> None:
+    def change(spec: dict[str, Any], members: dict[str, bytes]) -> None:  # noqa: ARG001 - one mutation signature
         members[member] = _npy(array)
 
     return change
@@ -242,5 +256,7 @@ def test_an_arrow_column_needs_pyarrow(tmp_path: Any) -> None:
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
-    assert found["package"] == "pyarrow" and found["exit_code"] == 4
-    assert "int64[pyarrow]" in found["message"] and "pyarrow is not installed" in found["message"]
+    assert found["package"] == "pyarrow"
+    assert found["exit_code"] == 4
+    assert "int64[pyarrow]" in found["message"]
+    assert "pyarrow is not installed" in found["message"]

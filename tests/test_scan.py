@@ -50,7 +50,8 @@ def test_every_protocol(forest: RandomForestClassifier, protocol: int) -> None:
     res = scan_bytes(pickle.dumps(forest, protocol))
     assert res.format == "pickle"
     assert res.root == RF
-    assert RF in res.calls and "sklearn.tree._tree.Tree" in res.calls
+    assert RF in res.calls
+    assert "sklearn.tree._tree.Tree" in res.calls
     assert res.globals == tuple(sorted(set(res.globals)))
 
 
@@ -58,7 +59,7 @@ def test_every_protocol(forest: RandomForestClassifier, protocol: int) -> None:
 def test_joblib_compressions_detected_by_magic(forest: RandomForestClassifier, compress: object) -> None:
     data = joblib_bytes(forest, compress=(compress, 3) if compress else 0)
     f = ReadOnly(data)
-    res = scan_fileobj(f)  # type: ignore[arg-type]
+    res = scan_fileobj(f)
     assert res.format == ("joblib" if not compress else f"joblib+{compress}")
     assert res.root == RF
     assert f.consumed == len(data)  # read sequentially to the very end
@@ -74,7 +75,8 @@ def test_reference_is_not_a_call(data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
     res = scan_bytes(pickle.dumps(SelectKBest(f_classif, k=2).fit(X, y), 4))
     name = "sklearn.feature_selection._univariate_selection.f_classif"
-    assert name in res.globals and name not in res.calls
+    assert name in res.globals
+    assert name not in res.calls
 
 
 def test_hgb_internal_classes(data: tuple[np.ndarray, np.ndarray]) -> None:
@@ -90,7 +92,8 @@ def test_array_spans_skipped_exactly(dtype: object, order: str) -> None:
     arr = np.zeros((3, 4), dtype=dtype, order=order)  # type: ignore[call-overload]
     payload = {"before": 1, "arr": arr, "after": [np.arange(5), "x"]}
     res = scan_bytes(joblib_bytes(payload))
-    assert res.format == "joblib" and res.root == "builtins.dict"
+    assert res.format == "joblib"
+    assert res.root == "builtins.dict"
     assert all(not g.startswith("<") for g in res.globals + res.calls)
 
 
@@ -112,10 +115,11 @@ def test_computed_callable() -> None:
     # builtins.getattr(...) result called again: the second callee is computed
     data = b"cbuiltins\ngetattr\n(cbuiltins\nobject\nS'x'\ntR(tR."
     res = scan_bytes(data)
-    assert COMPUTED_CALLABLE in res.calls and "builtins.getattr" in res.calls
+    assert COMPUTED_CALLABLE in res.calls
+    assert "builtins.getattr" in res.calls
 
 
-@pytest.mark.parametrize("data, reason", [
+@pytest.mark.parametrize(("data", "reason"), [
     (b"", "empty"),
     (pickle.dumps([1, 2], 4)[:-1], "truncated"),
     (pickle.dumps([1, 2], 4) + b"N", "trailing"),
@@ -156,7 +160,7 @@ def test_large_array_read_in_bounded_chunks() -> None:
             reads.append(n)
             return super().read(n)
 
-    scan_fileobj(Spy(data))  # type: ignore[arg-type]
+    scan_fileobj(Spy(data))
     assert max(reads) <= 1 << 20
 
 

@@ -23,7 +23,8 @@ def test_wheel_holds_the_package_and_its_metadata(tmp_path: Path) -> None:
     wheel = build_self_wheel(tmp_path)
     assert wheel.name == f"bundler-{version('bundler')}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    assert "bundler/crossversion/worker.py" in names and "bundler/py.typed" in names
+    assert "bundler/crossversion/worker.py" in names
+    assert "bundler/py.typed" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     info = f"bundler-{version('bundler')}.dist-info"
     assert {f"{info}/METADATA", f"{info}/WHEEL", f"{info}/RECORD", f"{info}/entry_points.txt"} <= set(names)
@@ -56,5 +57,6 @@ def test_wheel_installs_and_runs_the_worker_without_a_source_tree(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     record = json.loads((out / "0.json").read_text(encoding="utf-8"))
     assert record["verify"]["ok"] is True, record["verify"]
-    assert record["error"] is None and record["findings"] == []
+    assert record["error"] is None
+    assert record["findings"] == []
     assert record["environment"]["bundler"] == version("bundler")

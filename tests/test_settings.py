@@ -11,10 +11,10 @@ import pytest
 
 import bundler
 from bundler.cli import main
-from bundler.cli.demo import claim_other_version
 from bundler.environment.policy import Policy
 from bundler.errors import BundlerWarning, UnsafeContent, UsageError
 from tests.custom_model import CustomModel
+from tests.helpers import claim_other_version
 
 CUSTOM = "tests.custom_model.CustomModel"
 
@@ -46,7 +46,9 @@ def test_reads_policy_and_trust(tmp_path: Path) -> None:
     path = _pyproject(tmp_path, '[tool.bundler]\ntrust = ["pkg.Model"]\n[tool.bundler.policy]\n"*" = "minor"\n'
                                 'NumPy = "major"\n')
     settings = bundler.Settings.from_pyproject(path)
-    assert settings.policy == "minor" and settings.rules == {"numpy": "major"} and settings.trust == ("pkg.Model",)
+    assert settings.policy == "minor"
+    assert settings.rules == {"numpy": "major"}
+    assert settings.trust == ("pkg.Model",)
     assert settings.source == path
     assert settings.to_policy() == Policy("minor", {"numpy": "major"})
 
@@ -82,7 +84,8 @@ def test_malformed_is_a_usage_error_naming_the_file(tmp_path: Path, text: str, m
 def test_explicit_choices_win_entirely() -> None:
     file = bundler.Settings(policy="minor", rules={"scikit-learn": ">=1.5,<1.10", "numpy": "major"}, trust=("a.B",))
     exact = file.merged(policy="exact")  # --policy exact: the whole table goes, scikit-learn's rule included
-    assert exact.to_policy() == Policy("exact") and exact.to_policy().rule_for("scikit-learn", []) == "exact"
+    assert exact.to_policy() == Policy("exact")
+    assert exact.to_policy().rule_for("scikit-learn", []) == "exact"
     one = file.merged(allow={"NumPy": "exact"})  # --allow: that package's rule only
     assert one.to_policy() == Policy("minor", {"scikit-learn": ">=1.5,<1.10", "numpy": "exact"})
     both = file.merged(policy="major", allow={"scipy": "none"})
@@ -134,7 +137,8 @@ def test_against_accepts_a_path(packed: Path, tmp_path: Path) -> None:
     assert bundler.verify(packed, against=str(freeze)).ok
     freeze.write_text("\n".join(p for p in pins if not p.startswith("scikit-learn==")) + "\nscikit-learn==1.2.2\n")
     report = bundler.verify(packed, against=freeze)
-    assert report.exit_code == 4 and "scikit-learn" in report.problems[0].message
+    assert report.exit_code == 4
+    assert "scikit-learn" in report.problems[0].message
     with pytest.raises(UsageError, match=r"missing\.txt: cannot read target environment file"):
         bundler.verify(packed, against=tmp_path / "missing.txt")
 
@@ -143,7 +147,8 @@ def test_api_errors_speak_api(custom_bundle: Path) -> None:
     with pytest.raises(UnsafeContent) as info:
         bundler.load(custom_bundle)
     text = str(info.value)
-    assert f"trust=['{CUSTOM}']" in text and "--trust" not in text
+    assert f"trust=['{CUSTOM}']" in text
+    assert "--trust" not in text
     assert not any("--trust" in line for line in info.value.problems)
     report = bundler.verify(custom_bundle)
     assert [h.api for h in report.hints()] == [f"trust=['{CUSTOM}']"]
@@ -195,8 +200,10 @@ def test_debug_never_changes_the_exit_code(verb: str, tmp_path: Path, capsys: py
     plain = capsys.readouterr().err
     assert main([verb, str(missing), "--debug"]) == 2
     debug = capsys.readouterr().err
-    assert "Traceback" in debug and "Traceback" not in plain
-    assert "missing.mlbundle: no such file" in plain and "missing.mlbundle: no such file" in debug
+    assert "Traceback" in debug
+    assert "Traceback" not in plain
+    assert "missing.mlbundle: no such file" in plain
+    assert "missing.mlbundle: no such file" in debug
 
 
 def test_debug_keeps_environment_exit_code(claimed: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,4 +212,6 @@ def test_debug_keeps_environment_exit_code(claimed: Path, capsys: pytest.Capture
     assert main(["load", str(claimed), "--debug", "--no-config", "--json"]) == 4
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
-    assert doc["ok"] is False and doc["exit_code"] == 4 and "Traceback" in captured.err
+    assert doc["ok"] is False
+    assert doc["exit_code"] == 4
+    assert "Traceback" in captured.err

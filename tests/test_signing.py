@@ -24,7 +24,8 @@ MANIFEST = b'{"format_version":1}'
 
 def test_sha256_is_checksum_only() -> None:
     status = check_signature(signature_document(Sha256Signer(), MANIFEST), MANIFEST, None)
-    assert status.scheme == "sha256" and not status.authenticated
+    assert status.scheme == "sha256"
+    assert not status.authenticated
     assert "NOT established" in status.note
 
 
@@ -41,7 +42,8 @@ def test_ed25519_roundtrip_wrong_key_and_scheme(ed_signer: Ed25519Signer, ed_pub
                                                  tmp_path: Path, hmac_key: HmacKey) -> None:
     doc = signature_document(ed_signer, MANIFEST)
     status = check_signature(doc, MANIFEST, ed_public)
-    assert status.authenticated and status.key_id == ed_signer.key_id
+    assert status.authenticated
+    assert status.key_id == ed_signer.key_id
     _, other_pub = generate_keypair(tmp_path / "other")
     with pytest.raises(SignatureError, match="does not verify"):
         check_signature(doc, MANIFEST, Ed25519PublicKey.from_file(other_pub))
@@ -83,7 +85,8 @@ def test_ed25519_signature_not_base64(ed_public: Ed25519PublicKey, ed_signer: Ed
 def test_keygen_modes_and_no_overwrite(tmp_path: Path) -> None:
     private, public = generate_keypair(tmp_path / "k")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert b"PRIVATE KEY" in private.read_bytes() and b"PUBLIC KEY" in public.read_bytes()
+    assert b"PRIVATE KEY" in private.read_bytes()
+    assert b"PUBLIC KEY" in public.read_bytes()
     before = private.read_bytes()
     with pytest.raises(UsageError, match="already exists"):
         generate_keypair(tmp_path / "k")

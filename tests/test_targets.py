@@ -51,7 +51,8 @@ threadpoolctl==3.5.0
     target = load_target(path)
     assert target.packages == {"numpy": "1.26.4", "threadpoolctl": "3.5.0"}
     assert len(target.notes) == 2
-    assert any("editable" in n for n in target.notes) and any("localpkg" in n for n in target.notes)
+    assert any("editable" in n for n in target.notes)
+    assert any("localpkg" in n for n in target.notes)
 
 
 def test_every_unpinned_line_is_reported_at_once(tmp_path: Path) -> None:
@@ -112,7 +113,8 @@ directory = {{ path = "." }}
 def test_pylock_with_markers_and_source_trees(tmp_path: Path) -> None:
     target = load_target(write(tmp_path, "pylock.toml", PYLOCK))
     assert target.packages == {"scikit-learn": "1.6.1", "numpy": "2.1.3"}
-    assert target.kind == "pylock" and target.requires_python == ">=3.11"
+    assert target.kind == "pylock"
+    assert target.requires_python == ">=3.11"
     assert len(target.notes) == 2  # the other-platform numpy, the versionless directory
 
 
@@ -142,7 +144,8 @@ def test_write_pylock_round_trips_through_read_target(tmp_path: Path) -> None:
     requirements = [f"{n}=={v}" for n, v in pins.items()]
     text = write_pylock(requirements, {"python_version": "3.11.9"}, files=fake_files(pins))
     data = tomllib.loads(text)
-    assert data["lock-version"] == "1.0" and data["created-by"] == "bundler"
+    assert data["lock-version"] == "1.0"
+    assert data["created-by"] == "bundler"
     assert data["requires-python"] == ">=3.11"
     assert [p["name"] for p in data["packages"]] == sorted(pins)
     for package in data["packages"]:

@@ -54,7 +54,8 @@ def test_exotic_arrays_round_trip() -> None:
     back = restricted_load(io.BytesIO(jb(obj)), fmt="joblib", allow=DEFAULT_ALLOWLIST)
     assert isinstance(back, dict)
     for k, v in obj.items():
-        assert v.shape == back[k].shape and (v == back[k]).all(), k
+        assert v.shape == back[k].shape, k
+        assert (v == back[k]).all(), k
 
 
 def test_disallowed_global_refused_with_name() -> None:

@@ -12,6 +12,20 @@ from typing import TYPE_CHECKING, Any
 from bundler.errors import Hint, UsageError
 from bundler.findings import Kind
 
+__all__ = [
+    "cmd_demo",
+    "cmd_env",
+    "cmd_inspect",
+    "cmd_keygen",
+    "cmd_load",
+    "cmd_pack",
+    "cmd_requirements",
+    "cmd_verify",
+    "err",
+    "hint_lines",
+    "settings_from",
+]
+
 if TYPE_CHECKING:
     from bundler.pipelines.report import Report
     from bundler.settings import Settings
@@ -98,7 +112,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
                              api="verify(path, against=FILE) or verify(path, policy='none')",
                              cli="--against FILE or --policy none")])
         return code
-    assert report.manifest is not None
+    assert report.manifest is not None  # noqa: S101 - type narrowing of what the previous step established
     lines = report.manifest.requirements
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0

@@ -15,6 +15,8 @@ from bundler.container.manifest import MANIFEST_NAME, REQUIREMENTS_NAME, SIGNATU
 from bundler.errors import BundleError
 from bundler.integrity.hashing import sha256_bytes
 
+__all__ = ["claim_other_version", "run_demo", "tamper_payload"]
+
 
 def _say(quiet: bool, text: str) -> None:
     if not quiet:

@@ -2,7 +2,7 @@
 flags in ``bundler.cli.parser``.
 
 Every user-facing failure is one line per problem on stderr (plus ``hint:`` lines worded for the command line) and
-the exit code of DESIGN.md. ``--debug`` adds the traceback and changes nothing else: the exit code is the same with
+the exit code of docs/design.md. ``--debug`` adds the traceback and changes nothing else: the exit code is the same with
 and without it. With ``--json``, stdout carries exactly one JSON document, on success and on failure alike.
 """
 
@@ -29,8 +29,8 @@ def _warning_printer(quiet: bool) -> Callable[..., None]:
     """Warnings as one line each; under ``--quiet`` only bundler's own (third-party chatter such as
     scikit-learn's InconsistentVersionWarning is dropped: the environment check already said what differs)."""
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-             line: str | None = None) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,  # noqa: ARG001
+             file: Any = None, line: str | None = None) -> None:  # noqa: ARG001 - warnings.showwarning's signature
         if isinstance(message, BundlerWarning):
             text = message.render("cli")
         elif quiet:
@@ -43,7 +43,17 @@ def _warning_printer(quiet: bool) -> Callable[..., None]:
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
-    return "--json" in argv
+    """Whether the error document goes to stdout: ``--json`` as a flag, but not ``matrix --json OUT`` (a file)."""
+    args = list(argv)
+    if "--json=-" in args:
+        return True
+    if "--json" not in args:
+        return False
+    i = args.index("--json")
+    if "matrix" not in args[:i]:
+        return True  # a plain flag on every other verb
+    value = args[i + 1] if i + 1 < len(args) else "-"
+    return value.startswith("-")  # "--json" alone, "--json -" or followed by a flag: stdout; "--json OUT": a file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,7 +97,7 @@ def _run(args_list: list[str], debug: bool) -> int:
         return EXIT_INTERNAL
     except SystemExit as exc:  # argparse --help / --version
         return int(exc.code or 0) if isinstance(exc.code, int) else Kind.USAGE.exit_code
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the CLI's last resort: a bug becomes one line and exit 1, never a traceback
         if debug:
             traceback.print_exc()
         if _wants_json(args_list):

@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 from bundler._version import __version__
 from bundler.errors import UsageError
 
+__all__ = ["PROG", "SAMPLE_FORMATS", "VERBS", "Parser", "build_parser"]
+
 PROG = "bundler"
 #: Verbs registered without importing the (heavier) cross-version module; anything else may be ``matrix``.
 VERBS = frozenset({"pack", "verify", "load", "requirements", "inspect", "keygen", "env", "demo"})

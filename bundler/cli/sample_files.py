@@ -61,7 +61,7 @@ def read_sample(path: str | Path) -> Any:
         raise
     except UnicodeDecodeError as exc:
         raise UsageError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except Exception as exc:  # each reader has its own errors; all mean "this file is not a sample of its kind"
+    except Exception as exc:  # noqa: BLE001 - each reader has its own errors; all mean "this file is not a sample of its kind"
         text = " ".join(str(exc).split())[:300]
         raise UsageError(f"{p}: cannot read the sample as {suffix} ({type(exc).__name__}: {text})") from None
 

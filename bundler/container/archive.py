@@ -24,6 +24,18 @@ from typing import IO, Any, BinaryIO
 
 from bundler.errors import IntegrityError, UsageError
 
+__all__ = [
+    "MAX_COMPRESSION_RATIO",
+    "MAX_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "MAX_NAME_BYTES",
+    "MAX_SMALL_MEMBER_BYTES",
+    "BundleReader",
+    "BundleWriter",
+    "Member",
+    "check_input_file",
+]
+
 #: Limits a reader enforces. They bound memory and time for hostile input; real bundles are far below them.
 MAX_MEMBERS = 10_000
 MAX_MEMBER_BYTES = 64 << 30
@@ -298,14 +310,6 @@ class BundleWriter:
         self._fh.flush()
         fields = _LOCAL_HEADER.unpack(os.pread(self._fh.fileno(), _LOCAL_HEADER.size, info.header_offset))
         return info.header_offset + _LOCAL_HEADER.size + int(fields[9]) + int(fields[10]), info.file_size
-
-    @contextlib.contextmanager
-    def read_back(self, name: str) -> Iterator[IO[bytes]]:
-        """Read a stored member already written (to scan a payload before the manifest is written)."""
-        offset, size = self._span(name)
-        raw = _PReadMember(self._fh.fileno(), offset, size)
-        with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
-            yield stream
 
     def span(self, name: str) -> tuple[int, int]:
         """``(data offset, size)`` of a stored member already written (for chunk digests of what was written)."""

@@ -16,6 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bundler.errors import IntegrityError
 
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MAX_JSON_DEPTH",
+    "MAX_MANIFEST_BYTES",
+    "MIN_CHUNK_SIZE",
+    "PYLOCK_NAME",
+    "REQUIREMENTS_NAME",
+    "SIGNATURE_NAME",
+    "Environment",
+    "FileEntry",
+    "Manifest",
+    "canonical_bytes",
+    "canonical_json",
+    "parse_json_document",
+    "parse_manifest",
+]
+
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature.json"

@@ -15,3 +15,5 @@ One module per job, imports pointing down this list:
 Only the standard library, packaging and bundler's own lower layers are imported at module level; matplotlib is
 optional (the ``plot`` extra).
 """
+
+__all__: list[str] = []  # a namespace: its modules are the API

@@ -21,7 +21,7 @@ from bundler.crossversion.cells import BROKEN, DRIFT, Cell, counts
 from bundler.errors import UsageError
 from bundler.findings import EXIT_OK, Kind
 
-__all__ = ["add_parser", "exit_code", "main", "run"]
+__all__ = ["add_parser", "exit_code", "run"]
 
 
 def exit_code(cells: Sequence[Cell]) -> int:
@@ -136,10 +136,3 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown_out:
         Path(args.markdown_out).write_text(to_markdown(cells, title=title, meta=meta), encoding="utf-8")
     return exit_code(cells)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bundler.crossversion``: the same as ``bundler matrix`` (through the CLI's error handling)."""
-    from bundler.cli import main as cli_main
-
-    return cli_main(["matrix", *(sys.argv[1:] if argv is None else argv)])

@@ -93,7 +93,7 @@ def check_bundle(path: str | os.PathLike[str], key: KeyOption | None = None) -> 
     if error is not None:
         raise error
     manifest = report.manifest
-    assert manifest is not None  # a report without problems has a manifest
+    assert manifest is not None  # noqa: S101 - a report without problems has a manifest
     # verify refused anything else; parsed again here so that this module relies on nothing but its own check
     pins = tuple(parse_plain_pin(line) for line in manifest.requirements)
     return CheckedBundle(target.resolve(), manifest, pins)

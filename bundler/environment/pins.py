@@ -4,7 +4,7 @@ Why so strict: ``requirements.txt`` and the manifest's ``requirements`` are hand
 ``bundler matrix``), and pip treats a requirement line as far more than a name and a version. ``name @ file:///...``
 or ``@ https://...`` (a direct reference) makes pip fetch and build code from there; ``--index-url ...`` (an option)
 changes where everything comes from; ``name[extra]`` pulls in more packages; ``; marker`` makes a pin silently
-vanish. A manifest is only checksummed by default, so anyone can write such lines. DESIGN.md therefore allows only
+vanish. A manifest is only checksummed by default, so anyone can write such lines. docs/design.md therefore allows only
 ``name==version`` with a PEP 503 normalized name and a PEP 440 version, consistent with ``environment.packages``;
 anything else is an integrity failure (exit 3) whatever the policy.
 """

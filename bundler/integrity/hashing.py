@@ -12,6 +12,19 @@ import os
 from collections.abc import Callable
 from typing import IO, BinaryIO
 
+__all__ = [
+    "CHUNKED_MIN_BYTES",
+    "CHUNK_SIZE",
+    "DIGEST_CHUNK_BYTES",
+    "BackgroundDigest",
+    "HashingReader",
+    "HashingWriter",
+    "SpanDigestReader",
+    "chunk_digests",
+    "memory_chunk_digests",
+    "sha256_bytes",
+]
+
 CHUNK_SIZE = 1 << 20
 
 

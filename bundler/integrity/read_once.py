@@ -119,7 +119,7 @@ class MemberRead:
                 self.fill.advance(pos)
             if self._pool is not None and size == 0:
                 self._chunk_futures.append(self._pool.submit(_sha256, view[0:0]))
-        except BaseException as exc:  # an I/O error: recorded, raised by result()
+        except BaseException as exc:  # noqa: BLE001 - an I/O error: recorded, raised by result()
             self._error = exc if isinstance(exc, IntegrityError) else IntegrityError(f"cannot read member: {exc}")
             self.fill.fail(self._error)
         finally:
@@ -127,7 +127,7 @@ class MemberRead:
 
     def _hash(self) -> None:
         digest = self._digest
-        assert digest is not None
+        assert digest is not None  # noqa: S101 - type narrowing of what the previous step established
         while (piece := self._pieces.get()) is not None:
             digest.update(self.view[piece[0]:piece[1]])
 

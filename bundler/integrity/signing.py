@@ -25,6 +25,21 @@ from bundler.container.manifest import SIGNATURE_NAME, canonical_json, parse_jso
 from bundler.errors import Hint, IntegrityError, SignatureError, UsageError
 from bundler.integrity.hashing import sha256_bytes
 
+__all__ = [
+    "MAX_KEY_FILE_BYTES",
+    "MIN_HMAC_KEY_BYTES",
+    "SCHEMES",
+    "Ed25519PublicKey",
+    "Ed25519Signer",
+    "HmacKey",
+    "Sha256Signer",
+    "SignatureStatus",
+    "Signer",
+    "check_signature",
+    "generate_keypair",
+    "signature_document",
+]
+
 SCHEMES = ("sha256", "hmac-sha256", "ed25519")
 MIN_HMAC_KEY_BYTES = 16
 MAX_KEY_FILE_BYTES = 64 << 10
@@ -137,7 +152,7 @@ class Ed25519Signer:
             key = load_pem_private_key(raw, password=None)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"signing key {path} is not an unencrypted PEM private key ({_first_line(exc)})") from None
-        except Exception as exc:  # cryptography raises UnsupportedAlgorithm for odd keys
+        except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm for odd keys
             raise UsageError(f"signing key {path} is not a usable private key ({_first_line(exc)})") from None
         return cls(key)
 
@@ -180,7 +195,7 @@ class Ed25519PublicKey:
             key = load_pem_public_key(raw)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"public key {path} is not a PEM public key ({_first_line(exc)})") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm and others for odd keys
             raise UsageError(f"public key {path} is not a usable public key ({_first_line(exc)})") from None
         return cls(key)
 
@@ -298,13 +313,13 @@ def check_signature(signature_bytes: bytes, manifest_bytes: bytes, key: VerifyKe
         problems.append(f"{SIGNATURE_NAME}: signature and key_id must be strings for scheme {scheme}")
     if problems:
         raise SignatureError(problems[0], problems=problems)
-    assert isinstance(scheme, str)
+    assert isinstance(scheme, str)  # noqa: S101 - type narrowing of what the previous step established
     if key is None:
         return SignatureStatus(scheme, key_id if isinstance(key_id, str) else None, False)
     if scheme != key.scheme:
         claim = "only checksummed (sha256), not signed" if scheme == "sha256" else f"signed with {scheme}"
         raise SignatureError(f"a {key.scheme} key was supplied but the bundle is {claim}")
-    assert isinstance(signature, str)
+    assert isinstance(signature, str)  # noqa: S101 - type narrowing of what the previous step established
     if not key.check(signature, manifest_bytes):
         raise SignatureError(f"signature does not verify with the supplied key (key id {key.key_id}; "
                              f"bundle claims key id {key_id})")

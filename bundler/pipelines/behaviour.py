@@ -44,8 +44,6 @@ from bundler.pipelines.sample.storage import MAX_BYTES, MAX_ROWS, PREFIX, Member
 METHODS = ("predict", "predict_proba", "decision_function", "transform")
 #: Layout versions this bundler reads (see :mod:`bundler.pipelines.sample`).
 INFO_FORMATS = (1, 2)
-#: The newest layout version, written whenever the input is not a plain 2-D array.
-INFO_FORMAT = 2
 
 
 def sample_members(model: Any, sample: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -197,7 +195,7 @@ def behaviour_findings(model: Any, read_member: Callable[[str], bytes], info: Ma
         except ModuleNotFoundError as exc:  # the environment lacks a module the method needs: not drift
             missing.append(f"{method}: needs module {exc.name or exc}, which this environment lacks ({one_line(exc)})")
             continue
-        except Exception as exc:  # a method that now raises is a behaviour difference
+        except Exception as exc:  # noqa: BLE001 - a method that now raises is a behaviour difference
             problems.append(Finding(method, RAISES, f"{method}: now raises {one_line(exc)}"))
             continue
         outputs = spec.get("outputs", []) if isinstance(spec, Mapping) else []
@@ -234,7 +232,7 @@ def _get_method(model: Any, name: str) -> Callable[[Any], Any] | None:
         func = getattr(model, name)
     except AttributeError:
         return None
-    except Exception:  # a property that raises something else is just as unavailable
+    except Exception:  # noqa: BLE001 - a property that raises something else is just as unavailable
         return None
     return func if callable(func) else None
 

@@ -58,7 +58,10 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
         report = verified.report
         report.raise_for_problems()
         manifest, allow, payload = report.manifest, verified.allow, verified.payload
-        assert manifest is not None and allow is not None and payload is not None
+        # narrowing only: raise_for_problems() returned, so verification produced all three
+        assert manifest is not None  # noqa: S101
+        assert allow is not None  # noqa: S101
+        assert payload is not None  # noqa: S101
         code = {name: data for name, data in verified.members.items() if name.startswith(CODE_PREFIX)}
         if code:  # verify_open established that the caller trusts it; these are the verified bytes
             install_code(str(reader.path), code)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TextIO
 
+__all__ = ["DELAY_SECONDS", "INTERVAL_SECONDS", "enable", "enabled", "reading", "task", "writing"]
+
 _stream: TextIO | None = None
 #: A step shows a bar only once it has run this long.
 DELAY_SECONDS = 1.0
@@ -101,7 +103,7 @@ class _NoBar:
     total = 0
     n = 0
 
-    def update(self, n: int) -> None:
+    def update(self, n: int) -> None:  # noqa: ARG002 - tqdm's update(n), which this stands in for
         return None
 
     def refresh(self) -> None:
@@ -194,5 +196,5 @@ def reading(stream: IO[bytes], advance: Callable[[int], None]) -> IO[bytes]:
     return _Counting(stream, advance)  # type: ignore[return-value]
 
 
-def _nothing(n: int) -> None:
+def _nothing(n: int) -> None:  # noqa: ARG001 - the progress callback's signature
     return None

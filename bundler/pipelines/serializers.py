@@ -12,6 +12,8 @@ from typing import IO, Any
 from bundler.errors import EnvironmentMismatch, UnsafeContent, UsageError
 from bundler.safety.profiles import trust_hints
 
+__all__ = ["PAYLOAD_NAMES", "PICKLE_PROTOCOL", "SERIALIZERS", "check_serializer", "dump", "load_verified"]
+
 SERIALIZERS = ("joblib", "pickle", "skops")
 PAYLOAD_NAMES = {"joblib": "model/model.joblib", "pickle": "model/model.pkl", "skops": "model/model.skops"}
 PICKLE_PROTOCOL = 4
@@ -46,15 +48,6 @@ def dump(model: Any, stream: IO[bytes], serializer: str) -> None:
         stream.write(sio.dumps(model))
     else:  # pragma: no cover - check_serializer ran first
         raise UsageError(f"unknown serializer {serializer!r}")
-
-
-def dump_to_memory(model: Any, serializer: str) -> memoryview:
-    """Serialize ``model`` into memory: the bytes that are scanned are then exactly the bytes written."""
-    import io
-
-    buffer = io.BytesIO()
-    dump(model, buffer, serializer)
-    return buffer.getbuffer()
 
 
 def load_verified(data: Any, serializer: str, scan: Any, *, allow: Any) -> Any:

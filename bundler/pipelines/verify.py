@@ -1,6 +1,6 @@
 """``verify`` and ``inspect``: every check short of deserializing, collected into one report.
 
-The order of checks is the contract of DESIGN.md: open the archive safely; check the signature over the manifest;
+The order of checks is the contract of docs/design.md: open the archive safely; check the signature over the manifest;
 check every member against the manifest (listing, sizes, digests); check the environment under a policy; scan the
 payload against an allowlist that does not come from the bundle. Each step is a small function over a
 ``Checking`` state, and every problem found lands in one ``Report`` instead of stopping at the first.
@@ -128,7 +128,7 @@ def _required_documents(state: _Checking) -> bytes | None:
 def _check_listing(state: _Checking) -> None:
     """Expected members (the manifest) against actual members (the archive): extra, missing, duplicated."""
     manifest, report = state.manifest, state.report
-    assert manifest is not None
+    assert manifest is not None  # noqa: S101 - type narrowing of what the previous step established
     state.listed = {f.path: f for f in manifest.files}
     if len(state.listed) != len(manifest.files):
         report.add(Kind.INTEGRITY, "manifest lists a member more than once")
@@ -150,7 +150,7 @@ def _check_listing(state: _Checking) -> None:
 def _check_contents(state: _Checking) -> None:
     """Every listed, present member's size and digests; the payload is scanned in the same pass."""
     manifest, report, reader = state.manifest, state.report, state.reader
-    assert manifest is not None
+    assert manifest is not None  # noqa: S101 - type narrowing of what the previous step established
     for name in sorted(set(state.listed) & state.present):
         entry = state.listed[name]
         is_payload = name in manifest.payload
@@ -186,7 +186,7 @@ def _check_contents(state: _Checking) -> None:
 
 def _check_requirements(state: _Checking) -> None:
     manifest, report, reader = state.manifest, state.report, state.reader
-    assert manifest is not None
+    assert manifest is not None  # noqa: S101 - type narrowing of what the previous step established
     if REQUIREMENTS_NAME in state.listed and REQUIREMENTS_NAME in state.present and report.ok:
         text = reader.read_small(REQUIREMENTS_NAME).decode("utf-8", "replace")
         if [ln for ln in text.splitlines() if ln.strip()] != manifest.requirements:
@@ -312,7 +312,7 @@ def _read_payload_once(state: _Checking, entry: FileEntry) -> tuple[bool, Bundle
     from bundler.safety.source import MemorySource, decompress_all, detect_compression
 
     manifest, reader = state.manifest, state.reader
-    assert manifest is not None
+    assert manifest is not None  # noqa: S101 - type narrowing of what the previous step established
     name = entry.path
     reading: MemberRead | None = None
     if reader.members[name].stored:

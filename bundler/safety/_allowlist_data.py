@@ -6,6 +6,8 @@ every one of 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9), 'documented' (a name of an
 generator) or 'derived' (the short ``_loss.`` spelling of a Cython loss class).
 """
 
+__all__ = ["ALL", "CONSTRUCTIBLE", "REFERABLE", "RELEASES"]
+
 RELEASES: tuple[str, ...] = ('1.2', '1.3', '1.4', '1.5', '1.6', '1.7', '1.8', '1.9')
 ALL = RELEASES
 

@@ -50,24 +50,35 @@ def symbolic_layout(args: Any, state: Any, depth: int = 0) -> tuple[int, bool]:
         subarray, fields, elsize = state[2], state[4], state[5]
         if type(elsize) is not int:
             raise DtypeLayoutError("dtype elsize is not an int")
-    hasobject = kind == "O"
+    itemsize = _itemsize(kind, digits, spec, elsize)
+    hasobject = _nested_hasobject(fields, subarray, depth) or kind == "O"  # nested dtypes checked in every case
+    if itemsize < 0:
+        raise DtypeLayoutError("negative itemsize")
+    return itemsize, hasobject
+
+
+def _itemsize(kind: str, digits: str, spec: str, elsize: int) -> int:
+    """The item size a type string names (``elsize`` from the BUILD state when it is >= 0, for S/U/V)."""
     if kind == "O":
         if digits not in ("", "8", "4"):
             raise DtypeLayoutError("odd object dtype")
-        itemsize = int(digits or 8)
-    elif kind in _FIXED_KINDS:
+        return int(digits or 8)
+    if kind in _FIXED_KINDS:
         if not digits.isdigit() or len(digits) > 2:
             raise DtypeLayoutError(f"dtype {spec!r} has no size")
-        itemsize = int(digits)
-    elif kind in "SUV":
-        if state is not None and elsize >= 0:
-            itemsize = elsize
-        elif digits.isdigit() and len(digits) <= 12:
-            itemsize = int(digits) * (4 if kind == "U" else 1)
-        else:
-            raise DtypeLayoutError(f"dtype {spec!r} has no size")
-    else:
-        raise DtypeLayoutError(f"dtype kind {kind!r} not supported in joblib arrays")
+        return int(digits)
+    if kind in "SUV":
+        if elsize >= 0:
+            return elsize
+        if digits.isdigit() and len(digits) <= 12:
+            return int(digits) * (4 if kind == "U" else 1)
+        raise DtypeLayoutError(f"dtype {spec!r} has no size")
+    raise DtypeLayoutError(f"dtype kind {kind!r} not supported in joblib arrays")
+
+
+def _nested_hasobject(fields: Any, subarray: Any, depth: int) -> bool:
+    """Whether any field or the subarray's base holds objects (each nested dtype must be statically known)."""
+    hasobject = False
     if fields is not None:
         if getattr(fields, "overflow", True) or not isinstance(getattr(fields, "items", None), dict):
             raise DtypeLayoutError("dtype fields not statically known")
@@ -79,9 +90,7 @@ def symbolic_layout(args: Any, state: Any, depth: int = 0) -> tuple[int, bool]:
         if not isinstance(subarray, tuple) or len(subarray) != 2 or getattr(subarray[0], "kind", None) != "dtype":
             raise DtypeLayoutError("dtype subarray not statically known")
         hasobject = symbolic_layout(subarray[0].args, subarray[0].state, depth + 1)[1] or hasobject
-    if itemsize < 0:
-        raise DtypeLayoutError("negative itemsize")
-    return itemsize, hasobject
+    return hasobject
 
 
 def _canonical(np: Any, dt: Any, depth: int = 0) -> Any:
@@ -121,7 +130,7 @@ def dtype_state_problem(np: Any, args: Any, state: Any) -> str | None:
         candidate.__setstate__(state)
         canonical = _canonical(np, candidate)
         wanted = canonical.__reduce__()[2]
-    except Exception as exc:  # numpy refused the description: not a dtype numpy itself would pickle
+    except Exception as exc:  # noqa: BLE001 - numpy refused the description: not a dtype numpy itself would pickle
         return f"dtype state is invalid ({type(exc).__name__}: {exc})"
     got = candidate.__reduce__()[2]
     if len(got) != len(wanted):

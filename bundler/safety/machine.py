@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 
 from bundler.errors import UnsafeContent
 from bundler.safety.limits import Limits
-from bundler.safety.names import fix_imports, forwarded_positions, global_name
+from bundler.safety.names import fix_imports, forwarded_positions
 from bundler.safety.source import Source, malformed
 
 __all__ = ["MAX_HASH_WEIGHT", "Backend", "Machine"]
@@ -761,10 +761,3 @@ _HANDLERS: dict[int, Callable[[Machine], None]] = {
     0x95: op_frame, 0x96: op_bytearray8, 0x97: op_buffer, 0x98: op_buffer,
 }
 _TABLE: Final[list[Callable[[Machine], None] | None]] = [_HANDLERS.get(i) for i in range(256)]
-
-
-def global_of(module: Any, name: Any) -> str | None:
-    """``module.name`` for two short strings, else None (a computed or over-long name)."""
-    if type(module) is not str or type(name) is not str:
-        return None
-    return global_name(module, name)

@@ -15,6 +15,8 @@ from typing import IO, Any
 from bundler.errors import IntegrityError
 from bundler.safety.scan import ScanResult
 
+__all__ = ["MAX_SCHEMA_BYTES", "MAX_SKOPS_BYTES", "scan_skops"]
+
 MAX_SKOPS_BYTES = 8 << 30
 #: skops node loaders that do not call the named class: function and type look-ups, arrays and dtypes read from
 #: .npy members without pickle.

@@ -127,7 +127,7 @@ class _Decompressor:
                     out = obj.decompress(data, max_length=n)
             except IntegrityError:
                 raise
-            except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, EOFError, lz4's RuntimeError...
+            except Exception as exc:  # noqa: BLE001 - zlib.error, lzma.LZMAError, OSError, EOFError, lz4's RuntimeError...
                 raise malformed(f"corrupt {self.name} stream: {exc}") from None
             if out:
                 self.produced += len(out)

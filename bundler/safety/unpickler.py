@@ -441,7 +441,7 @@ def _run(src: Source, allow: Allowlist, limits: Limits, budget: Budget,
                             offending=["<memory exhaustion>"]) from None
     except (pickle.UnpicklingError, EOFError, struct.error, IndexError, KeyError) as exc:
         raise IntegrityError(f"payload could not be deserialized: {type(exc).__name__}: {exc}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - library code refusing crafted state, whatever it raises, is a refusal
         # Every name it uses is allowed and every call passed its guard; library code rebuilding an object refused
         # its state (a changed tree layout, an unknown BitGenerator, a renamed attribute).
         text = " ".join(str(exc).split())[:300]

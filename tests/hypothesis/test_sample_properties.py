@@ -31,7 +31,8 @@ def roundtrip(sample: Any) -> Any:
 @given(st.lists(st.text(), min_size=1, max_size=30))
 def test_any_list_of_text_comes_back_exactly(texts: list[str]) -> None:
     back = roundtrip(texts)
-    assert type(back) is list and back == texts
+    assert type(back) is list
+    assert back == texts
 
 
 _scalar = st.one_of(st.text(max_size=10), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none(),
@@ -46,7 +47,8 @@ def test_any_object_array_comes_back_element_by_element(rows: list[list[Any]]) -
         for j, value in enumerate(row):
             array[i, j] = value
     back = roundtrip(array)
-    assert back.dtype == object and back.shape == array.shape
+    assert back.dtype == object
+    assert back.shape == array.shape
     for old, new in zip(array.ravel().tolist(), back.ravel().tolist(), strict=True):
         assert type(old) is type(new)
         assert old == new or (isinstance(old, float) and np.isnan(old) and np.isnan(new))

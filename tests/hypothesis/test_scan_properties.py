@@ -47,7 +47,8 @@ def no_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         del os.environ["BUNDLER_MARKER"]
     else:
         os.environ["BUNDLER_MARKER"] = old
-    assert not marker.exists() and MARKER.exists() == before
+    assert not marker.exists()
+    assert MARKER.exists() == before
 
 
 def check(data: bytes, fmt: str) -> None:

@@ -17,7 +17,7 @@ import pickle
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +151,10 @@ def mutated(model_index: int, target: str, kind: str, k: int) -> bytes:
     root = copy.deepcopy(MODELS[model_index][1])
     path, _, ext = target.partition("#")
     parent, key = _resolve(root, path)
-    get = (lambda: parent[key]) if isinstance(parent, dict) else (lambda: getattr(parent, key))
+    get: Callable[[], Any] = (lambda: parent[key]) if isinstance(parent, dict) else (lambda: getattr(parent, key))
     value = get()
     if ext:  # an extension type: mutate one element of its pickled state and rebuild it
-        cls = type(value)
+        cls: Any = type(value)
         reduced = value.__reduce__()
         state = reduced[2]
         if isinstance(state, dict):
@@ -196,7 +196,8 @@ class Child:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz_child"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         try:
             self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
             self.proc.stdin.flush()

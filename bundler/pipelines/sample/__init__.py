@@ -35,3 +35,5 @@ is stored as CSR and converted back to it. Member stems: ``input``, ``input.col<
 Format 1 (bundlers before this layout) is read as it was: ``array`` as above, and ``dataframe`` as one ``.npy`` per
 column with a ``pandas_dtype``. A 2-D numpy array is still written as format 1, so older bundlers can check it.
 """
+
+__all__: list[str] = []  # a namespace: its modules are the API

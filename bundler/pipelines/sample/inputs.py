@@ -27,6 +27,8 @@ from bundler.pipelines.sample.storage import (
     require,
 )
 
+__all__ = ["MAX_COLUMNS", "MAX_ELEMENTS", "decode_column", "decode_input", "encode_column", "encode_input"]
+
 #: The sparse formats stored part by part as they are; any other format is stored as CSR and converted back.
 _NATIVE_SPARSE = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices", "indptr"),
                   "coo": ("data", "row", "col")}

@@ -21,6 +21,21 @@ from typing import Any
 
 from bundler.errors import EnvironmentMismatch, UsageError
 
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ROWS",
+    "PLAIN_KINDS",
+    "PREFIX",
+    "MemberReader",
+    "MemberWriter",
+    "MissingPackage",
+    "decode_values",
+    "encode_values",
+    "one_line",
+    "require",
+    "to_npy",
+]
+
 #: Every member of a sample lives below this prefix.
 PREFIX = "sample/"
 #: All members of one sample (input and outputs) together may take at most this many bytes.

@@ -181,6 +181,11 @@ def _trees(t: _Table) -> None:
     dim = t.scalar("ApproxDimension", "<i", 0)
     if not 1 <= dim < 1 << 16:
         raise FormatError(t.where("ApproxDimension"), f"{dim} is outside [1, 65536)")
+    _tree_layout(t, _binary_features(t), dim)
+
+
+def _binary_features(t: _Table) -> int:
+    """Check the float, categorical and one-hot features; the number of binary features their splits index."""
     flat: set[int] = set()
     n_bins = 0
     floats = t.tables("FloatFeatures", _FLOAT_FEATURE)
@@ -209,6 +214,11 @@ def _trees(t: _Table) -> None:
             start = oh.buf.deref(pos, oh.where("StringValues"))
             oh.buf.string(start + 4 + 4 * j, f"{oh.where('StringValues')}[{j}]")
         n_bins += len(values)
+    return n_bins
+
+
+def _tree_layout(t: _Table, n_bins: int, dim: int) -> None:
+    """Depths, splits (within the binary features), offsets, leaf values and weights agree with each other."""
     sizes = t.vector("TreeSizes", "i")
     if any(not 0 <= s <= MAX_DEPTH for s in sizes):
         raise FormatError(t.where("TreeSizes"), f"tree depths must lie in [0, {MAX_DEPTH}]")

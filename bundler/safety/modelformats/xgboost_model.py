@@ -296,10 +296,10 @@ def _tree(tree: Any, path: str, index: int, n_features: int) -> None:
                           f"split feature {int(feats[out[0]])} is outside [0, {n_features})")
     if ((arrays["default_left"] > 1) | (arrays["split_type"] > 1)).any():
         raise FormatError(f"{path}.split_type", "split types must be 0 or 1 and default_left 0 or 1")
-    _categories(tree, path, n, np.flatnonzero(~leaf & (arrays["split_type"] == 1)))
+    _categories(tree, path, np.flatnonzero(~leaf & (arrays["split_type"] == 1)))
 
 
-def _categories(tree: dict[str, Any], path: str, n: int, categorical: np.ndarray) -> None:
+def _categories(tree: dict[str, Any], path: str, categorical: np.ndarray) -> None:
     keys = ("categories", "categories_nodes", "categories_segments", "categories_sizes")
     if not categorical.size and all(np.asarray(tree.get(k, [])).size == 0 for k in keys):
         return

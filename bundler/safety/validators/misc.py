@@ -54,7 +54,7 @@ def bspline(obj: Any, node: Node, ctx: Context) -> None:
         return
     try:
         rebuilt = BSpline(t, c, int(k), extrapolate=extrapolate, axis=0)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - scipy refusing crafted knots, whatever it raises, is a refusal
         ctx.fail(node, f"scipy refuses its knots and coefficients ({type(exc).__name__}: {str(exc)[:120]})")
         return
     if len(t) < 2 * int(k) + 2:
@@ -95,7 +95,6 @@ _IMPLS = ("c_svc", "nu_svc", "one_class", "epsilon_svr", "nu_svr")
 def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
     """libsvm's ``set_model`` copies ``nSV`` counts, ``sv_coef`` rows, intercepts and probability pairs by
     the class count and support vector count it is told, without checking the arrays' lengths."""
-    np = ctx.np
     d = obj.__dict__
     if "support_vectors_" not in d:
         return
@@ -139,6 +138,14 @@ def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
             ctx.fail(node, f"counts do not add up to the {n_sv} support vectors", "_n_support")
     elif n_support.shape != (2,) or (n_support < 0).any() or (n_support > n_sv).any():
         ctx.fail(node, f"must be two counts within the {n_sv} support vectors", "_n_support")
+    _libsvm_coefficients(d, node, ctx, sparse=sparse, n_sv=n_sv, n_class=n_class, classifier=classifier)
+    _libsvm_support(obj, node, ctx, n_sv=n_sv, n_class=n_class, classifier=classifier)
+
+
+def _libsvm_coefficients(d: dict[str, Any], node: Node, ctx: Context, *, sparse: bool, n_sv: int, n_class: int,
+                         classifier: bool) -> None:
+    """Dual coefficients, intercepts and probability pairs: the lengths libsvm copies by class and SV count."""
+    np = ctx.np
     pairs = n_class * (n_class - 1) // 2
     coef = d.get("_dual_coef_")
     rows = max(n_class - 1, 1)
@@ -156,13 +163,18 @@ def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
         ctx.fail(node, "must be a bool", "_effective_probability")
         probability = True
     for attr in ("_probA", "_probB"):
-        arr = d.get(attr)
+        arr: Any = d.get(attr)
         want = (max(pairs, 1),) if probability and classifier else None
         if array_ok(ctx, node, attr, arr, ndim=1, kinds="f") and \
                 (arr.shape != want if want is not None else arr.size not in (0, max(pairs, 1))):
             ctx.fail(node, f"must have {max(pairs, 1)} entries when probabilities are computed", attr)
     if probability and not classifier:
         ctx.fail(node, "probability estimates exist only for classifiers", "_effective_probability")
+
+
+def _libsvm_support(obj: Any, node: Node, ctx: Context, *, n_sv: int, n_class: int, classifier: bool) -> None:
+    """Support indices within the fitted shape, the kernel degree and one class weight per class."""
+    d = obj.__dict__
     support = d.get("support_")
     shape_fit = d.get("shape_fit_")
     if array_ok(ctx, node, "support_", support, ndim=1, kinds="i", shape=(n_sv,)) and \

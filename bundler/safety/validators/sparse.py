@@ -84,7 +84,7 @@ def sparse_matrix(obj: Any, node: Node, ctx: Context) -> None:
             rebuilt = _lil(ctx, node, cls, d, shape)
             if rebuilt is None:
                 return
-    except Exception as exc:  # scipy refused the arrays: crafted
+    except Exception as exc:  # noqa: BLE001 - scipy refused the arrays: crafted
         ctx.fail(node, f"scipy refuses its arrays ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
         return
     maxprint = d.get("maxprint")

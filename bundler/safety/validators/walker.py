@@ -120,10 +120,6 @@ def _is_extension(t: type) -> bool:
 
 def walk(root: Any, ctx: Context) -> list[ValidationProblem]:
     """Validate ``root`` and everything reachable from it; returns every problem found."""
-    np = ctx.np
-    ndarray = np.ndarray
-    generic = np.generic
-    dtype_type = np.dtype
     ctx.queue.append(Node(root, None, "model"))
     while ctx.queue:
         node = ctx.queue.popleft()
@@ -137,82 +133,99 @@ def walk(root: Any, ctx: Context) -> list[ValidationProblem]:
             ctx.fail(node, f"the model's object graph has more than {ctx.max_objects} objects; refusing to "
                            "validate it")
             break
-        t = type(obj)
-        if t in _ATOMS:
-            continue
-        label = ctx.handed.get(oid)
-        if label is not None:
-            _check_held(node, label, ctx)
-            continue
-        if _global_like(obj, t):
-            # Not handed out by the unpickler: library code put it there while rebuilding an object (scikit-learn's
-            # IsotonicRegression rebuilds an interp1d that holds its own method), not the payload.
-            continue
-        tname = f"{t.__module__}.{t.__qualname__}"
-        if tname in ctx.batch_validators:
-            # Validated together with every other object of its class once the walk is over (a forest's trees:
-            # one vectorized pass instead of one per tree). They hold no Python objects of their own.
-            ctx.batches.setdefault(tname, []).append((obj, node))
-            continue
-        validator = ctx.validators.get(tname)
-        if ctx.generic is not None and t.__module__.startswith("sklearn."):
-            try:
-                ctx.generic(obj, node, ctx)
-            except Exception as exc:
-                ctx.fail(node, f"state cannot be validated ({type(exc).__name__}: {_one_line(exc)})")
-                continue
-        if validator is not None:
-            try:
-                validator(obj, node, ctx)
-            except Exception as exc:  # a validator meeting state it cannot read: the state is crafted
-                ctx.fail(node, f"state cannot be validated ({type(exc).__name__}: {_one_line(exc)})")
-                continue
-        if t is ndarray or isinstance(obj, ndarray):
-            if obj.dtype.hasobject:
-                flat = obj.reshape(-1) if obj.flags.c_contiguous else obj.ravel()
-                for i, v in enumerate(flat.tolist()):
-                    if type(v) not in _ATOMS:
-                        ctx.enqueue(node.child(v, f"[{i}]"))
-            if validator is None and t is not ndarray:
-                _children_of_instance(obj, node, ctx)
-            continue
-        if isinstance(obj, (generic, dtype_type)):
-            continue
-        if t in (list, tuple, set, frozenset, deque) or isinstance(obj, (list, tuple, set, frozenset, deque)):
-            for i, v in enumerate(obj):
-                if type(v) not in _ATOMS:
-                    ctx.enqueue(node.child(v, f"[{i}]"))
-            _children_of_instance(obj, node, ctx)
-            continue
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                if type(k) not in _ATOMS:
-                    ctx.enqueue(node.child(k, "[<key>]"))
-                if type(v) not in _ATOMS:
-                    ctx.enqueue(node.child(v, key_text(k)))
-            factory = getattr(obj, "default_factory", None)
-            if factory is not None:
-                ctx.enqueue(node.child(factory, ".default_factory"))
-            _children_of_instance(obj, node, ctx)
-            continue
-        if t.__module__ == "functools" and t.__qualname__ == "partial":
-            ctx.enqueue(node.child(obj.func, ".func"))
-            ctx.enqueue(node.child(obj.args, ".args"))
-            ctx.enqueue(node.child(obj.keywords, ".keywords"))
-            _children_of_instance(obj, node, ctx)
-            continue
-        if validator is not None and getattr(validator, "holds_children", False):
-            continue  # the validator enqueued what the object holds
-        if _is_extension(t) and not hasattr(obj, "__dict__"):
-            _children_of_extension(obj, node, ctx)
-            continue
-        _children_of_instance(obj, node, ctx)
+        _visit(obj, node, ctx)
     for tname, items in ctx.batches.items():
         try:
             ctx.batch_validators[tname](items, ctx)
-        except Exception as exc:  # a batch validator meeting state it cannot read: the state is crafted
+        except Exception as exc:  # noqa: BLE001 - a batch validator meeting state it cannot read: the state is crafted
             ctx.fail(items[0][1], f"state cannot be validated ({type(exc).__name__}: {_one_line(exc)})")
     return ctx.problems
+
+
+def _visit(obj: Any, node: Node, ctx: Context) -> None:
+    """One object: its validators, then what it holds (queued, so that depth never meets the recursion limit)."""
+    t = type(obj)
+    if t in _ATOMS:
+        return
+    label = ctx.handed.get(id(obj))
+    if label is not None:
+        _check_held(node, label, ctx)
+        return
+    if _global_like(obj, t):
+        # Not handed out by the unpickler: library code put it there while rebuilding an object (scikit-learn's
+        # IsotonicRegression rebuilds an interp1d that holds its own method), not the payload.
+        return
+    tname = f"{t.__module__}.{t.__qualname__}"
+    if tname in ctx.batch_validators:
+        # Validated together with every other object of its class once the walk is over (a forest's trees:
+        # one vectorized pass instead of one per tree). They hold no Python objects of their own.
+        ctx.batches.setdefault(tname, []).append((obj, node))
+        return
+    validator = ctx.validators.get(tname)
+    if ctx.generic is not None and t.__module__.startswith("sklearn."):
+        try:
+            ctx.generic(obj, node, ctx)
+        except Exception as exc:  # noqa: BLE001 - a generic check meeting state it cannot read: the state is crafted
+            ctx.fail(node, f"state cannot be validated ({type(exc).__name__}: {_one_line(exc)})")
+            return
+    if validator is not None:
+        try:
+            validator(obj, node, ctx)
+        except Exception as exc:  # noqa: BLE001 - a validator meeting state it cannot read: the state is crafted
+            ctx.fail(node, f"state cannot be validated ({type(exc).__name__}: {_one_line(exc)})")
+            return
+    _enqueue_children(obj, t, node, ctx, has_validator=validator is not None,
+                      holds_children=getattr(validator, "holds_children", False))
+
+
+def _enqueue_children(obj: Any, t: type, node: Node, ctx: Context, *, has_validator: bool,
+                      holds_children: bool) -> None:
+    """Queue every object ``obj`` holds: array items, container items, partial parts, instance or extension state."""
+    np = ctx.np
+    if t is np.ndarray or isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            flat = obj.reshape(-1) if obj.flags.c_contiguous else obj.ravel()
+            for i, v in enumerate(flat.tolist()):
+                if type(v) not in _ATOMS:
+                    ctx.enqueue(node.child(v, f"[{i}]"))
+        if not has_validator and t is not np.ndarray:
+            _children_of_instance(obj, node, ctx)
+        return
+    if isinstance(obj, (np.generic, np.dtype)):
+        return
+    if t in (list, tuple, set, frozenset, deque) or isinstance(obj, (list, tuple, set, frozenset, deque, dict)):
+        _children_of_container(obj, node, ctx)
+        _children_of_instance(obj, node, ctx)
+        return
+    if t.__module__ == "functools" and t.__qualname__ == "partial":
+        ctx.enqueue(node.child(obj.func, ".func"))
+        ctx.enqueue(node.child(obj.args, ".args"))
+        ctx.enqueue(node.child(obj.keywords, ".keywords"))
+        _children_of_instance(obj, node, ctx)
+        return
+    if holds_children:
+        return  # the validator enqueued what the object holds
+    if _is_extension(t) and not hasattr(obj, "__dict__"):
+        _children_of_extension(obj, node, ctx)
+        return
+    _children_of_instance(obj, node, ctx)
+
+
+def _children_of_container(obj: Any, node: Node, ctx: Context) -> None:
+    """Items of a list, tuple, set, frozenset or deque; keys, values and default factory of any dict."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if type(k) not in _ATOMS:
+                ctx.enqueue(node.child(k, "[<key>]"))
+            if type(v) not in _ATOMS:
+                ctx.enqueue(node.child(v, key_text(k)))
+        factory = getattr(obj, "default_factory", None)
+        if factory is not None:
+            ctx.enqueue(node.child(factory, ".default_factory"))
+        return
+    for i, v in enumerate(obj):
+        if type(v) not in _ATOMS:
+            ctx.enqueue(node.child(v, f"[{i}]"))
 
 
 def _children_of_instance(obj: Any, node: Node, ctx: Context) -> None:
@@ -241,7 +254,7 @@ def _children_of_extension(obj: Any, node: Node, ctx: Context) -> None:
     """An extension type without a validator of its own: walk what its pickling would write (its reduced state)."""
     try:
         reduced = obj.__reduce_ex__(4)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an object whose state cannot be read, whatever it raises, is refused
         ctx.fail(node, f"extension object whose state cannot be read ({type(exc).__name__})")
         return
     if not isinstance(reduced, tuple):
