@@ -122,15 +122,23 @@ def _bundle_variants(packed: Path, d: Path, keypair: tuple[Path, Path]) -> dict[
     return out
 
 
+BUNDLE_VARIANTS = ["truncated", "manifest not json", "manifest wrong shape", "altered", "missing member",
+                   "extra member", "signature missing", "signature garbage", "wrong key", "unknown scheme",
+                   "unknown format version", "key file not a key"]
+
+
+@pytest.mark.parametrize("verb", ["verify", "load"])
+@pytest.mark.parametrize("name", BUNDLE_VARIANTS)
 def test_bad_bundles_in_process(packed: Path, tmp_path: Path, keypair: tuple[Path, Path],
-                                capsys: pytest.CaptureFixture[str]) -> None:
-    for name, (path, extra, code) in _bundle_variants(packed, tmp_path, keypair).items():
-        for verb in ("verify", "load"):
-            rc = main([verb, str(path), *extra])
-            captured = capsys.readouterr()
-            assert rc == code, (name, verb, captured.err)
-            _one_line_errors(captured.err)
-            assert captured.err.strip(), name
+                                capsys: pytest.CaptureFixture[str], name: str, verb: str) -> None:
+    variants = _bundle_variants(packed, tmp_path, keypair)
+    assert sorted(variants) == sorted(BUNDLE_VARIANTS)
+    path, extra, code = variants[name]
+    rc = main([verb, str(path), *extra])
+    captured = capsys.readouterr()
+    assert rc == code, captured.err
+    _one_line_errors(captured.err)
+    assert captured.err.strip()
 
 
 def test_pack_file_verify_load_subprocess(model: Any, data: Any, tmp_path: Path, keypair: tuple[Path, Path]) -> None:

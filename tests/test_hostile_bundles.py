@@ -14,7 +14,7 @@ import joblib
 import pytest
 
 import bundler
-from bundler.errors import BundleError, IntegrityError, UnsafeContent
+from bundler.errors import IntegrityError, UnsafeContent
 
 from .helpers import read_members, rewrite
 
@@ -65,7 +65,8 @@ def test_pack_of_hostile_file_refused(name: str, tmp_path: Path) -> None:
     out = tmp_path / "out.mlbundle"
     # A crafted tree is made of allowed classes with bad numbers: pack_file loads the copy it bundles with the
     # restricted unpickler and validates the trees, so it is refused at pack time like any other hostile file.
-    with pytest.raises(BundleError) as err:
+    expected = IntegrityError if EXPECTED[name] == "malformed" else UnsafeContent
+    with pytest.raises(expected) as err:
         bundler.pack_file(HOSTILE / name, out)
     assert err.value.exit_code == expected_exit(name)
     assert not out.exists()
@@ -83,19 +84,21 @@ def test_verify_and_load_of_swapped_payload(name: str, clean_bundles: dict[str, 
     assert err.value.exit_code == expected_exit(name)
 
 
+@pytest.mark.parametrize("verb", ["load", "pack", "verify"])
 @pytest.mark.parametrize("name", SAMPLE)
-def test_cli_exit_codes(name: str, clean_bundles: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_exit_codes(name: str, verb: str, clean_bundles: dict[str, Path], tmp_path: Path) -> None:
     path = swapped(clean_bundles, name, tmp_path)
-    verbs = [["load", str(path)], ["pack", str(HOSTILE / name), "-o", str(tmp_path / "x.mlbundle")]]
-    if EXPECTED[name] != "tree":
-        verbs.append(["verify", str(path)])
-    for verb in verbs:
-        proc = subprocess.run([sys.executable, "-m", "bundler", *verb], capture_output=True, text=True, cwd=ROOT,
-                              timeout=120)
-        if verb[0] == "pack" and EXPECTED[name] == "tree":
-            continue
-        assert proc.returncode == expected_exit(name), (verb, proc.stderr)
-        assert "Traceback" not in proc.stderr
+    argv = {"load": ["load", str(path)], "verify": ["verify", str(path)],
+            "pack": ["pack", str(HOSTILE / name), "-o", str(tmp_path / "x.mlbundle")]}[verb]
+    proc = subprocess.run([sys.executable, "-m", "bundler", *argv], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode >= 0, proc.stderr  # never a signal
+    assert "Traceback" not in proc.stderr
+    if EXPECTED[name] == "tree" and verb == "verify":
+        # verify never deserializes, so crafted tree *state* is for load (and pack of the file) to refuse
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode == expected_exit(name), proc.stderr
 
 
 def test_swapped_bundle_still_loads_when_clean(clean_bundles: dict[str, Path], data: tuple[Any, Any],
