@@ -76,7 +76,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bundler.pipelines.verify import verify
 
     report = verify(args.bundle, key=_verify_key(args), settings=settings_from(args), against=args.against,
-                    trust_code=args.trust_code)
+                    trust_code=args.trust_code, trust_record=args.trust_record)
     m = report.manifest
     what = f"{m.model_class} ({m.serializer}, bundled {m.created})" if m else ""
     where = f" against {args.against}" if args.against else ""
@@ -89,7 +89,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     from bundler.pipelines.verify import verify
 
     report = verify(args.bundle, key=_verify_key(args), settings=settings_from(args), against=args.against,
-                    trust_code=args.trust_code)
+                    trust_code=args.trust_code, trust_record=args.trust_record)
     code = _print_report(report, args, "")
     if code != 0:
         if report.problems and all(p.kind is Kind.ENVIRONMENT for p in report.problems):
@@ -108,7 +108,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     from bundler.pipelines.load import load_with_report
 
     model, report = load_with_report(args.bundle, key=_verify_key(args), settings=settings_from(args),
-                                     check_behaviour=not args.no_behaviour_check, trust_code=args.trust_code)
+                                     check_behaviour=not args.no_behaviour_check, trust_code=args.trust_code,
+                                     trust_record=args.trust_record)
     m = report.manifest
     behaviour = "behaviour check passed" if "behaviour" in report.checked else "behaviour not checked"
     return _print_report(report, args, f"OK  {args.bundle}: loaded {type(model).__module__}."
