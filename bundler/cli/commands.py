@@ -13,6 +13,7 @@ from bundler.errors import Hint, UsageError
 from bundler.findings import Kind
 
 if TYPE_CHECKING:
+    from bundler.environment.tested import CompatRecord
     from bundler.pipelines.report import Report
     from bundler.settings import Settings
 
@@ -117,12 +118,14 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from bundler.pipelines.verify import inspect
+    from bundler.pipelines.verify import inspect, read_record
 
     manifest = inspect(args.bundle)
+    record = read_record(args.bundle)
     note = "NOT VERIFIED: this is what the bundle claims; run 'bundler verify' to check it"
     if args.json:
-        print(json.dumps({"verified": False, "note": note, "manifest": manifest.model_dump(mode="json")},
+        print(json.dumps({"verified": False, "note": note, "manifest": manifest.model_dump(mode="json"),
+                          "tested": None if record is None else record.model_dump(mode="json")},
                          indent=2, sort_keys=True))
         return 0
     err(f"note: {note}")
@@ -144,7 +147,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    if record is not None:
+        _print_record(record, manifest.environment.packages)
     return 0
+
+
+def _print_record(record: CompatRecord, pinned: dict[str, str]) -> None:
+    """The tested-compatibility record as a small table: one row per tested environment."""
+    from bundler.environment.tested import TESTED_NAME
+
+    print(f"\ntested environments ({TESTED_NAME}, {len(record.environments)}; NOT VERIFIED):")
+    table = [("environment", "outcome", "default policy", "behaviour check", "python", "bundler", "tested at")]
+    for e in record.environments:
+        b = e.behaviour
+        checked = f"{len(b.methods)} methods x {b.rows if b.rows is not None else '?'} rows"
+        lines = b.differs + b.raises + ([b.error] if b.error else [])
+        table.append((e.label(pinned), e.outcome, e.default_policy,
+                      checked + (f": {lines[0]}" if lines else ": same"), e.python, e.bundler_version, e.tested_at))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _describe_sample(sample: dict[str, Any]) -> str:

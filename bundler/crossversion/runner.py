@@ -176,7 +176,8 @@ def user_matrix(bundle: str | os.PathLike[str], versions: Sequence[str], *, pack
     resolved = [(requested, installer.resolve(requested_spec(package, requested))) for requested in versions]
     bundled = checked.version_of(package)
     owned = workdir is None
-    base = Path(tempfile.mkdtemp(prefix="bundler-matrix-")) if workdir is None else workdir
+    # absolute: the workers run with another working directory (a relative --workdir gave "no such file")
+    base = Path(tempfile.mkdtemp(prefix="bundler-matrix-")) if workdir is None else workdir.resolve()
     base.mkdir(parents=True, exist_ok=True)
     builder = EnvBuilder(base, installer, build_self_wheel(base), log=log)
     model = checked.path.stem
@@ -250,6 +251,7 @@ def fixture_matrix(fixtures: Path, *, envdir: Path, versions: Sequence[str] | No
         first = min(errors, key=lambda e: (3, 5).index(e.exit_code) if e.exit_code in (3, 5) else 2)
         raise type(first)(first.problems[0], problems=[line for e in errors for line in e.problems])
     loaded_versions = list(versions) if versions else sorted(environments, key=version_key)
+    envdir = envdir.resolve()  # the workers run with another working directory
     builder = EnvBuilder(envdir, installer or Installer(), build_self_wheel(envdir), log=log)
     cells: list[Cell] = []
     for loaded in loaded_versions:
