@@ -517,9 +517,12 @@ def read_record(path: str | os.PathLike[str]) -> CompatRecord | None:
     from bundler.environment.tested import MAX_RECORD_BYTES, TESTED_NAME, parse_record
 
     with BundleReader(path) as reader:
-        if TESTED_NAME not in reader.members:
+        if TESTED_NAME not in reader.members or MANIFEST_NAME not in reader.members:
             return None
-        return parse_record(reader.read_small(TESTED_NAME, MAX_RECORD_BYTES))
+        manifest = parse_manifest(reader.read_small(MANIFEST_NAME))
+        payload = manifest.file(manifest.payload[0]) if manifest.payload else None
+        return parse_record(reader.read_small(TESTED_NAME, MAX_RECORD_BYTES),
+                            payload_sha256=payload.sha256 if payload is not None else None)
 
 
 def read_member_text(path: str | os.PathLike[str], name: str) -> str:
