@@ -307,7 +307,7 @@ def test_rewrite_is_atomic_when_signing_fails(model: Pipeline, data: tuple[np.nd
     env = environment_versions(list(bundler.inspect(bundle).environment.packages))
     cell = Cell("b", OTHER, INSTALLED, REFUSED_BY_POLICY, policy="refused", environment=env)
     with pytest.raises(OSError, match="went away"):
-        record_into_bundle(bundle, [cell], signer=_BrokenSigner(), key=hmac_key)  # type: ignore[arg-type]
+        record_into_bundle(bundle, [cell], signer=_BrokenSigner(), key=hmac_key)
     assert bundle.read_bytes() == before and os.listdir(tmp_path) == ["b.mlbundle"]  # no partial file left
     # a signed bundle is never downgraded to a checksum, nor re-signed by a key it does not verify with
     with pytest.raises(UsageError, match="refusing to replace a signature with a checksum"):
