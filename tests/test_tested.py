@@ -391,3 +391,47 @@ def test_unsigned_write_keeps_members_byte_for_byte(recorded_plain: tuple[Path, 
         assert payload.compress_type == zipfile.ZIP_STORED
     members = read_members(bundle)
     assert set(members) >= {"manifest.json", "signature.json", "requirements.txt", TESTED_NAME}
+
+
+# ------------------------------------------------------------------------------------------- matching rules
+
+
+def _entry(outcome: str = "same", **versions: str) -> Any:
+    from bundler.environment.tested import Behaviour, CompatEntry
+
+    packages = {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4", **versions}
+    return CompatEntry(package="scikit-learn", packages=packages, python="3.11.7", outcome=outcome,  # type: ignore[arg-type]
+                       default_policy="refused", behaviour=Behaviour(), bundler_version="0.1.0",
+                       tested_at="2026-01-01T00:00:00Z")
+
+
+PINNED = {"scikit-learn": "1.9.1", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4"}
+
+
+@pytest.mark.parametrize(("entry", "installed", "admitted"), [
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4"}, True),
+    # the rest within the default rules of the *tested* versions: numpy same major, scipy same minor
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "2.1.0", "scipy": "1.17.3", "xgboost": "2.1.4"}, True),
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "1.26.4", "scipy": "1.17.1", "xgboost": "2.1.4"}, False),
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.16.0", "xgboost": "2.1.4"}, False),
+    # scikit-learn and the other frameworks exactly
+    (_entry(), {"scikit-learn": "1.8.1", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4"}, False),
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.3"}, False),
+    # a pinned package missing here, or never observed there, is never admitted
+    (_entry(), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1"}, False),
+    (_entry(xgboost="-"), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "-"}, False),
+    # only "same" admits
+    (_entry("outputs-differ"), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4"},
+     False),
+    (_entry("raises"), {"scikit-learn": "1.8.0", "numpy": "2.4.6", "scipy": "1.17.1", "xgboost": "2.1.4"}, False),
+])
+def test_admits_follows_the_default_rules_around_the_tested_versions(entry: Any, installed: dict[str, str],
+                                                                     admitted: bool) -> None:
+    from bundler.environment.policy import Policy
+    from bundler.environment.tested import admits
+
+    if entry.packages.get("xgboost") == "-":
+        entry = entry.model_copy(update={"packages": {k: v for k, v in entry.packages.items() if k != "xgboost"}})
+        installed = {k: v for k, v in installed.items() if k != "xgboost"}
+    policy = Policy("tested")
+    assert admits(entry, PINNED, installed, lambda name: policy.rule_for(name, {"xgboost"})) is admitted

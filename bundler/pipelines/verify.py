@@ -206,7 +206,7 @@ def _check_record(state: _Checking, trust_record: bool, policy: Policy) -> None:
     far it is trusted: as far as the bundle is. A signature verified against the caller's key vouches for it, as
     does the caller's explicit ``trust_record``; otherwise it is shown and never used to accept. Its bytes are
     hashed again as parsed: what is used is what matched the manifest."""
-    from bundler.environment.tested import TESTED_NAME, RecordUse, parse_record
+    from bundler.environment.tested import MAX_RECORD_BYTES, TESTED_NAME, RecordUse, parse_record
 
     manifest, report, reader = state.manifest, state.report, state.reader
     assert manifest is not None
@@ -215,7 +215,7 @@ def _check_record(state: _Checking, trust_record: bool, policy: Policy) -> None:
         return
     payload = manifest.file(manifest.payload[0]) if manifest.payload else None
     try:
-        data = reader.read_small(TESTED_NAME, entry.size)
+        data = reader.read_small(TESTED_NAME, MAX_RECORD_BYTES)
         if _sha256(data) != entry.sha256:
             raise IntegrityError(f"member {TESTED_NAME!r} altered: its SHA-256 does not match the manifest")
         record = parse_record(data, payload_sha256=payload.sha256 if payload is not None else None)
