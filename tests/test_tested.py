@@ -435,3 +435,14 @@ def test_admits_follows_the_default_rules_around_the_tested_versions(entry: Any,
         installed = {k: v for k, v in installed.items() if k != "xgboost"}
     policy = Policy("tested")
     assert admits(entry, PINNED, installed, lambda name: policy.rule_for(name, {"xgboost"})) is admitted
+
+
+def test_nothing_tested_leaves_the_bundle_unchanged(recorded_plain: tuple[Path, Any], tmp_path: Path) -> None:
+    from bundler.crossversion.cells import NOT_INSTALLABLE
+
+    bundle = _copy(recorded_plain[0], tmp_path)
+    before = bundle.read_bytes()
+    done = record_into_bundle(bundle, [Cell("copy", OTHER, UNTESTED, NOT_INSTALLABLE, policy="error",
+                                            error="cannot install the bundle's pins")])
+    assert done.added == 0 and done.skipped == [f"scikit-learn {UNTESTED}: not-installable, nothing was tested"]
+    assert bundle.read_bytes() == before

@@ -184,6 +184,10 @@ def _record(args: argparse.Namespace, cells: list[Cell], checked: CheckedBundle,
     for line in recorded.skipped:
         print(f"bundler: note: not recorded: {line}", file=sys.stderr)
     total = len(recorded.record.environments)
+    if not recorded.added:
+        print(f"bundler: note: nothing was tested, so nothing was recorded; {args.bundle} is unchanged",
+              file=sys.stderr)
+        return
     print(f"recorded {recorded.added} tested environment(s) into {args.bundle} (compat/tested.json now holds "
           f"{total})", file=sys.stderr)
     if recorded.scheme == "sha256":

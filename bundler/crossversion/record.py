@@ -156,6 +156,10 @@ def record_into_bundle(path: str | os.PathLike[str], cells: Sequence[Cell], *, s
         entries, skipped = entries_from_cells(cells, manifest)
         old = report.tested.record if report.tested is not None else None
         record = merge(old, entries, payload_sha256=payload.sha256)
+        if not entries:  # nothing was tested: the bundle is left exactly as it is, signature and all
+            signature = report.signature
+            return Recorded(record, 0, skipped, signature.scheme if signature else "sha256",
+                            signature.key_id if signature else None)
         data = record_bytes(record)
         files = [f for f in manifest.files if f.path != TESTED_NAME]
         files.append(FileEntry(path=TESTED_NAME, sha256=sha256_bytes(data), size=len(data)))
