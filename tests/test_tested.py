@@ -139,8 +139,8 @@ def test_tested_accepts_a_recorded_environment_and_names_the_entry(recorded_ed: 
     public = keypair[1]
     refused = run_cli("verify", bundle, "--public-key", public)
     assert refused.returncode == 4, refused.stderr
-    assert (f"hint: tested identical under scikit-learn {INSTALLED}: pin one of those and use --policy tested"
-            in refused.stderr)
+    assert (f"hint: the bundle's record shows this environment tested identical (scikit-learn {INSTALLED}): "
+            "--policy tested\n" in refused.stderr)
     assert "policy tested would accept it" in refused.stderr
     accepted = run_cli("verify", bundle, "--public-key", public, "--policy", "tested")
     assert accepted.returncode == 0, accepted.stderr
@@ -195,7 +195,8 @@ def test_unsigned_record_is_informational_unless_trusted(recorded_plain: tuple[P
     shown = run_cli("verify", bundle, "--policy", "tested")
     assert shown.returncode == 4, shown.stderr
     assert "but it is not used to accept (informational: the bundle is only checksummed" in shown.stderr
-    assert "pin one of those and --trust-record" in shown.stderr
+    assert "hint: the bundle's record shows this environment tested identical (scikit-learn " in shown.stderr
+    assert shown.stderr.count("--trust-record\n") == 1
     used = run_cli("verify", bundle, "--policy", "tested", "--trust-record")
     assert used.returncode == 0, used.stderr
     assert "trusted by the caller (trust_record)" in used.stderr

@@ -186,7 +186,8 @@ def identical_labels(record: CompatRecord, pinned: Mapping[str, str] | None = No
 @dataclass
 class RecordUse:
     """A verified bundle's record and how far it is trusted (``why``); ``admitted_by`` is the entry that accepted
-    the environment under the ``tested`` policy (None when the record did not decide)."""
+    the environment under the ``tested`` policy (None when the record did not decide), ``would_admit`` one that
+    matches it but was not used."""
 
     record: CompatRecord
     trusted: bool
@@ -194,6 +195,8 @@ class RecordUse:
     pinned: dict[str, str]
     policy_tested: bool = False
     admitted_by: CompatEntry | None = None
+    #: an entry that matches the environment but was not used (policy not ``tested``, or the record not trusted)
+    would_admit: CompatEntry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,4 +206,5 @@ class RecordUse:
             "environments": len(self.record.environments),
             "identical": identical_labels(self.record, self.pinned),
             "admitted_by": None if self.admitted_by is None else self.admitted_by.model_dump(mode="json"),
+            "would_admit": None if self.would_admit is None else self.would_admit.model_dump(mode="json"),
         }

@@ -100,6 +100,11 @@ class Report:
         labels = identical_labels(use.record, use.pinned)
         if not labels:
             return None
+        if use.would_admit is not None:  # this very environment is in the record: say how to let it count
+            text = f"the bundle's record shows this environment tested identical ({use.would_admit.label(use.pinned)})"
+            flags = [("policy='tested'", "--policy tested")] if not use.policy_tested else []
+            flags += [] if use.trusted else [("trust_record=True", "--trust-record")]
+            return Hint(text, api=", ".join(a for a, _ in flags), cli=" ".join(c for _, c in flags))
         text = f"tested identical under {', '.join(labels)}"
         if not use.trusted:
             text += f" (says the bundle's record, {use.why})"

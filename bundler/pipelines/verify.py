@@ -451,6 +451,8 @@ def _admitted_by_record(report: Report, manifest: Manifest, policy: Policy, inst
         return False
     label = entry.label(expected)
     tested = f"{label} tested identical ({entry.tested_at}, bundler {entry.bundler_version})"
+    if policy.base != "tested" or not use.trusted:
+        use.would_admit = entry
     if policy.base != "tested":
         trusting = "" if use.trusted else f" if the record were trusted ({use.why})"
         report.notes.append(f"the bundle's record shows {where} {tested}: policy tested would accept it{trusting}")
