@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from bundler.environment.tested import CompatRecord
     from bundler.pipelines.report import Report
     from bundler.settings import Settings
 
@@ -90,7 +91,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bundler.pipelines.verify import verify
 
     report = verify(args.bundle, key=_verify_key(args), settings=settings_from(args), against=args.against,
-                    trust_code=args.trust_code)
+                    trust_code=args.trust_code, trust_record=args.trust_record)
     m = report.manifest
     what = f"{m.model_class} ({m.serializer}, bundled {m.created})" if m else ""
     where = f" against {args.against}" if args.against else ""
@@ -103,7 +104,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     from bundler.pipelines.verify import verify
 
     report = verify(args.bundle, key=_verify_key(args), settings=settings_from(args), against=args.against,
-                    trust_code=args.trust_code)
+                    trust_code=args.trust_code, trust_record=args.trust_record)
     code = _print_report(report, args, "")
     if code != 0:
         if report.problems and all(p.kind is Kind.ENVIRONMENT for p in report.problems):
@@ -122,7 +123,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     from bundler.pipelines.load import load_with_report
 
     model, report = load_with_report(args.bundle, key=_verify_key(args), settings=settings_from(args),
-                                     check_behaviour=not args.no_behaviour_check, trust_code=args.trust_code)
+                                     check_behaviour=not args.no_behaviour_check, trust_code=args.trust_code,
+                                     trust_record=args.trust_record)
     m = report.manifest
     behaviour = "behaviour check passed" if "behaviour" in report.checked else "behaviour not checked"
     return _print_report(report, args, f"OK  {args.bundle}: loaded {type(model).__module__}."
@@ -130,12 +132,14 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from bundler.pipelines.verify import inspect
+    from bundler.pipelines.verify import inspect, read_record
 
     manifest = inspect(args.bundle)
+    record = read_record(args.bundle)
     note = "NOT VERIFIED: this is what the bundle claims; run 'bundler verify' to check it"
     if args.json:
-        print(json.dumps({"verified": False, "note": note, "manifest": manifest.model_dump(mode="json")},
+        print(json.dumps({"verified": False, "note": note, "manifest": manifest.model_dump(mode="json"),
+                          "tested": None if record is None else record.model_dump(mode="json")},
                          indent=2, sort_keys=True))
         return 0
     err(f"note: {note}")
@@ -157,7 +161,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    if record is not None:
+        _print_record(record, manifest.environment.packages)
     return 0
+
+
+def _print_record(record: CompatRecord, pinned: dict[str, str]) -> None:
+    """The tested-compatibility record as a small table: one row per tested environment."""
+    from bundler.environment.tested import TESTED_NAME
+
+    print(f"\ntested environments ({TESTED_NAME}, {len(record.environments)}; NOT VERIFIED):")
+    table = [("environment", "outcome", "default policy", "behaviour check", "python", "bundler", "tested at")]
+    for e in record.environments:
+        b = e.behaviour
+        checked = f"{len(b.methods)} methods x {b.rows if b.rows is not None else '?'} rows"
+        lines = b.differs + b.raises + ([b.error] if b.error else [])
+        table.append((e.label(pinned), e.outcome, e.default_policy,
+                      checked + (f": {lines[0]}" if lines else ": same"), e.python, e.bundler_version, e.tested_at))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _describe_sample(sample: dict[str, Any]) -> str:

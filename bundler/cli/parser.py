@@ -53,9 +53,13 @@ def _add_profile_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_policy_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", choices=("default", "exact", "minor", "major", "none"),
+    p.add_argument("--policy", choices=("default", "exact", "minor", "major", "none", "tested"),
                    help="how installed versions must match the bundle's pins; replaces the whole "
-                        "[tool.bundler.policy] table (default: that table, else 'default')")
+                        "[tool.bundler.policy] table (default: that table, else 'default'); 'tested' also accepts "
+                        "an environment the bundle's signed record (bundler matrix --record) shows identical")
+    p.add_argument("--trust-record", action="store_true",
+                   help="let --policy tested use the tested-compatibility record of a bundle not signed by your key "
+                        "(otherwise such a record is only shown)")
     p.add_argument("--allow", nargs=2, action="append", metavar=("NAME", "RULE"), default=[],
                    help="per-package rule: exact|minor|major|none or a specifier such as '>=1.5,<1.8' (replaces "
                         "the file's rule for NAME)")

@@ -49,7 +49,8 @@ MIN_CHUNK_SIZE = 1 << 20
 Serializer = Literal["joblib", "pickle", "skops"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_MEMBER = re.compile(r"^(model|sample|code)/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$|^(requirements\.txt|pylock\.toml)$")
+_MEMBER = re.compile(r"^(model|sample|code)/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+                     r"|^(requirements\.txt|pylock\.toml|compat/tested\.json)$")
 
 
 class _Strict(BaseModel):

@@ -41,7 +41,7 @@ from bundler.crossversion.environments import (
 from bundler.crossversion.selfwheel import build_self_wheel
 from bundler.environment.pins import Pin, parse_plain_pin
 from bundler.errors import BundleError, UsageError
-from bundler.integrity.signing import VerifyKey
+from bundler.integrity.signing import SignatureStatus, VerifyKey
 
 __all__ = ["CheckedBundle", "KeyOption", "check_bundle", "fixture_matrix", "user_matrix"]
 
@@ -67,6 +67,7 @@ class CheckedBundle:
     path: Path
     manifest: Manifest
     pins: tuple[Pin, ...]
+    signature: SignatureStatus | None = None
 
     @property
     def dataframe_sample(self) -> bool:
@@ -96,7 +97,7 @@ def check_bundle(path: str | os.PathLike[str], key: KeyOption | None = None) -> 
     assert manifest is not None  # noqa: S101 - a report without problems has a manifest
     # verify refused anything else; parsed again here so that this module relies on nothing but its own check
     pins = tuple(parse_plain_pin(line) for line in manifest.requirements)
-    return CheckedBundle(target.resolve(), manifest, pins)
+    return CheckedBundle(target.resolve(), manifest, pins, report.signature)
 
 
 def run_workers(python: Path, bundles: Sequence[Path], workdir: Path, *, key: KeyOption | None = None,
@@ -165,15 +166,18 @@ def _log(message: str) -> None:
 
 def user_matrix(bundle: str | os.PathLike[str], versions: Sequence[str], *, package: str = "scikit-learn",
                 key: KeyOption | None = None, installer: Installer | None = None, workdir: Path | None = None,
-                keep: bool = False, log: Callable[[str], None] = _log) -> list[Cell]:
-    """The matrix of one bundle against ``versions`` of ``package``; one throw-away environment per version."""
-    checked = check_bundle(bundle, key)
+                keep: bool = False, log: Callable[[str], None] = _log,
+                checked: CheckedBundle | None = None) -> list[Cell]:
+    """The matrix of one bundle against ``versions`` of ``package``; one throw-away environment per version.
+    ``checked`` is the bundle as the caller already verified it (``check_bundle``), so it is not verified twice."""
+    checked = checked or check_bundle(bundle, key)
     installer = installer or Installer()
     # every requested version must exist before anything is built: a typo is a usage error, not a red cell
     resolved = [(requested, installer.resolve(requested_spec(package, requested))) for requested in versions]
     bundled = checked.version_of(package)
     owned = workdir is None
-    base = Path(tempfile.mkdtemp(prefix="bundler-matrix-")) if workdir is None else workdir
+    # absolute: the workers run with another working directory (a relative --workdir gave "no such file")
+    base = Path(tempfile.mkdtemp(prefix="bundler-matrix-")) if workdir is None else workdir.resolve()
     base.mkdir(parents=True, exist_ok=True)
     builder = EnvBuilder(base, installer, build_self_wheel(base), log=log)
     model = checked.path.stem
@@ -247,6 +251,7 @@ def fixture_matrix(fixtures: Path, *, envdir: Path, versions: Sequence[str] | No
         first = min(errors, key=lambda e: (3, 5).index(e.exit_code) if e.exit_code in (3, 5) else 2)
         raise type(first)(first.problems[0], problems=[line for e in errors for line in e.problems])
     loaded_versions = list(versions) if versions else sorted(environments, key=version_key)
+    envdir = envdir.resolve()  # the workers run with another working directory
     builder = EnvBuilder(envdir, installer or Installer(), build_self_wheel(envdir), log=log)
     cells: list[Cell] = []
     for loaded in loaded_versions:

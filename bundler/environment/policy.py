@@ -1,4 +1,9 @@
-"""The environment policy: which installed versions a bundle's pins accept (exact, minor, major, none, default).
+"""The environment policy: which installed versions a bundle's pins accept (exact, minor, major, none, default,
+tested).
+
+``tested`` is ``default`` plus evidence: it also accepts an environment that the bundle's own tested-compatibility
+record (``bundler.environment.tested``) shows loading and predicting the same. The rules here are ``default``'s;
+the record is consulted by the verify pipeline, which alone knows whether the record is trusted.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ __all__ = [
 ]
 
 RULES = ("exact", "minor", "major", "none")
-POLICIES = (*RULES, "default")
+POLICIES = (*RULES, "default", "tested")
 #: Distributions whose classes a payload reconstructs but which are data containers rather than model code: under the
 #: ``default`` policy they are not held to an exact version.
 CONTAINER_LIBRARIES = frozenset({"numpy", "scipy", "pandas", "joblib", "pyarrow", "threadpoolctl"})
@@ -37,8 +42,9 @@ ALWAYS_FRAMEWORKS = frozenset({"scikit-learn"})
 class Policy:
     """How strictly installed versions must match the manifest.
 
-    ``base`` is one of exact, minor, major, none, default; ``overrides`` maps a normalized package name to a rule
-    (exact/minor/major/none) or a PEP 440 specifier string that the installed version must satisfy.
+    ``base`` is one of exact, minor, major, none, default, tested (whose rules are default's); ``overrides`` maps a
+    normalized package name to a rule (exact/minor/major/none) or a PEP 440 specifier string that the installed
+    version must satisfy.
     """
 
     base: str = "default"
@@ -69,7 +75,7 @@ class Policy:
     def rule_for(self, name: str, frameworks: Iterable[str]) -> str:
         if name in self.overrides:
             return self.overrides[name]
-        if self.base != "default":
+        if self.base not in ("default", "tested"):
             return self.base
         if name in ALWAYS_FRAMEWORKS or name in frameworks:
             return "exact"

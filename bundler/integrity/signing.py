@@ -205,6 +205,12 @@ class Ed25519PublicKey:
 
         return _ed25519_key_id(self._key.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
+    def pem(self) -> bytes:
+        """The key as a PEM public key file holds it (to hand a verifier process the key a signer implies)."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        return bytes(self._key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+
     def check(self, signature: str, manifest_bytes: bytes) -> bool:
         from cryptography.exceptions import InvalidSignature
 

@@ -28,7 +28,7 @@ __all__ = ["load", "load_with_report"]
 
 def load(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
          trust: Iterable[str] = (), check_behaviour: bool = True, settings: Settings | None = None,
-         trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Any:
+         trust_profiles: Iterable[str] = (), trust_code: bool = False, trust_record: bool = False) -> Any:
     """Verify, then deserialize under the restricted unpickler, validate the state of every native-backed object,
     and (when the bundle has a sample) check that the model still predicts it the same. Raises the error of the
     most serious problem found. ``settings`` (see ``bundler.Settings``) is applied with ``policy``/``trust`` on top,
@@ -36,16 +36,20 @@ def load(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: 
 
     ``trust_profiles`` accepts the globals of third-party libraries (``["xgboost"]``; see
     ``bundler.safety.profiles``); ``trust_code=True`` imports the modules bundled with ``pack(..., code=...)``
-    (which runs them; a signature verified against ``key`` trusts them too)."""
+    (which runs them; a signature verified against ``key`` trusts them too). ``policy="tested"`` accepts an
+    environment the bundle's tested-compatibility record shows identical, when the record is trusted (signed by
+    ``key``'s owner, or ``trust_record=True``); the behaviour check runs all the same, whatever the record claims."""
     model, _ = load_with_report(path, key=key, policy=policy, trust=trust, check_behaviour=check_behaviour,
-                                settings=settings, trust_profiles=trust_profiles, trust_code=trust_code)
+                                settings=settings, trust_profiles=trust_profiles, trust_code=trust_code,
+                                trust_record=trust_record)
     return model
 
 
 def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = None,
                      policy: Policy | str | None = None, trust: Iterable[str] = (),
                      check_behaviour: bool = True, settings: Settings | None = None,
-                     trust_profiles: Iterable[str] = (), trust_code: bool = False) -> tuple[Any, Report]:
+                     trust_profiles: Iterable[str] = (), trust_code: bool = False,
+                     trust_record: bool = False) -> tuple[Any, Report]:
     """``load`` that also returns the report (the CLI prints it)."""
     from bundler.pipelines.code import CODE_PREFIX, install_code
     from bundler.pipelines.serializers import load_verified
@@ -54,7 +58,8 @@ def load_with_report(path: str | os.PathLike[str], *, key: VerifyKey | None = No
     eff = resolve(settings, policy=policy, trust=trust, trust_profiles=trust_profiles)
     with BundleReader(path) as reader:
         verified = verify_open(reader, key=key, policy=eff.to_policy(), trust=eff.trust, against=None,
-                               keep_payload=True, trust_profiles=eff.trust_profiles, trust_code=trust_code)
+                               keep_payload=True, trust_profiles=eff.trust_profiles, trust_code=trust_code,
+                               trust_record=trust_record)
         report = verified.report
         report.raise_for_problems()
         manifest, allow, payload = report.manifest, verified.allow, verified.payload

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bundler.container.manifest import Manifest
 from bundler.errors import BundleError, Hint, UnsafeContent, error_for
 from bundler.findings import EXIT_OK, Finding, Kind, most_serious
 from bundler.integrity.signing import SignatureStatus
+
+if TYPE_CHECKING:
+    from bundler.environment.tested import RecordUse
 
 __all__ = ["CODE_PACKAGE", "Finding", "Kind", "Report"]
 
@@ -32,6 +35,8 @@ class Report:
     checked: list[str] = field(default_factory=list)
     #: trust profiles that would accept refused globals (``bundler.safety.profiles``)
     suggested_profiles: list[str] = field(default_factory=list)
+    #: the bundle's tested-compatibility record, how far it is trusted, and the entry that admitted the environment
+    tested: RecordUse | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,6 +76,9 @@ class Report:
             hints.append(Hint("to accept the versions found (the behaviour check still runs on load)",
                               api=f"policy=bundler.Policy('default', {rules!r})",
                               cli=" ".join(f"--allow {name} none" for name in differ)))
+        tested = self._tested_hint(env)
+        if tested is not None:
+            hints.append(tested)
         if any(p.subject == CODE_PACKAGE for p in self.problems):
             hints.append(Hint("only if you trust the bundle's code (or sign bundles and load with the key)",
                               api="trust_code=True", cli="--trust-code"))
@@ -80,6 +88,32 @@ class Report:
                               cli=f"bundler requirements {self.path} > requirements.txt && "
                                   "pip install -r requirements.txt"))
         return hints
+
+    def _tested_hint(self, env: list[Finding]) -> Hint | None:
+        """On an environment refusal: the environments the bundle's record shows loading and predicting the same,
+        which the ``tested`` policy would accept (with the record trusted), so the user knows what to pin."""
+        from bundler.environment.tested import identical_labels
+
+        use = self.tested
+        if use is None or not env:
+            return None
+        labels = identical_labels(use.record, use.pinned)
+        if not labels:
+            return None
+        if use.would_admit is not None:  # this very environment is in the record: say how to let it count
+            text = f"the bundle's record shows this environment tested identical ({use.would_admit.label(use.pinned)})"
+            flags = [("policy='tested'", "--policy tested")] if not use.policy_tested else []
+            flags += [] if use.trusted else [("trust_record=True", "--trust-record")]
+            return Hint(text, api=", ".join(a for a, _ in flags), cli=" ".join(c for _, c in flags))
+        text = f"tested identical under {', '.join(labels)}"
+        if not use.trusted:
+            text += f" (says the bundle's record, {use.why})"
+        api, cli = "pin one of those", "pin one of those"
+        if not use.policy_tested:
+            api, cli = api + " and verify with policy='tested'", cli + " and use --policy tested"
+        if not use.trusted:
+            api, cli = api + " and trust_record=True", cli + " and --trust-record"
+        return Hint(text, api=api, cli=cli)
 
     def error(self) -> BundleError | None:
         """The exception for the most serious kind of problem found, carrying every problem line and the hints."""
@@ -118,5 +152,6 @@ class Report:
             "created": m.created if m else None,
             "globals": self.globals,
             "suggested_trust_profiles": self.suggested_profiles,
+            "tested": None if self.tested is None else self.tested.to_dict(),
             "hints": [{"text": h.text, "api": h.api, "cli": h.cli} for h in self.hints()],
         }

@@ -41,10 +41,11 @@ from bundler.pipelines.serializers import PAYLOAD_NAMES
 from bundler.settings import Settings, resolve
 
 if TYPE_CHECKING:
+    from bundler.environment.tested import CompatRecord
     from bundler.safety.allowlist import Allowlist
     from bundler.safety.scan import ScanResult
 
-__all__ = ["Verified", "inspect", "read_member_text", "resolve_against", "verify", "verify_open"]
+__all__ = ["Verified", "inspect", "read_member_text", "read_record", "resolve_against", "verify", "verify_open"]
 
 #: Members up to this size are kept in memory when loading (samples and their outputs), so nothing is read twice.
 _KEEP_SMALL = 64 << 20
@@ -85,8 +86,10 @@ class _Checking:
 
 def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, trust: Iterable[str],
                 against: Mapping[str, str] | None, keep_payload: bool = False,
-                trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Verified:
-    """All checks short of deserializing, on an opened archive."""
+                trust_profiles: Iterable[str] = (), trust_code: bool = False,
+                trust_record: bool = False) -> Verified:
+    """All checks short of deserializing, on an opened archive. ``trust_record`` lets the ``tested`` policy use
+    the tested-compatibility record of a bundle that is not signed by the caller's key."""
     state = _Checking(reader, Report(path=str(reader.path)), keep_payload)
     report = state.report
     manifest_bytes = _required_documents(state)
@@ -108,6 +111,7 @@ def verify_open(reader: BundleReader, *, key: VerifyKey | None, policy: Policy, 
     _check_listing(state)
     _check_contents(state)
     _check_requirements(state)
+    _check_record(state, trust_record, policy)
     report.checked.append("members")
     _check_environment(state.manifest, report, policy, against)
     report.checked.append("environment")
@@ -195,6 +199,41 @@ def _check_requirements(state: _Checking) -> None:
         report.add(Kind.INTEGRITY, "manifest: environment.packages and requirements disagree")
     for line in pin_problems(manifest.requirements, manifest.environment.packages):
         report.add(Kind.INTEGRITY, line)
+
+
+def _check_record(state: _Checking, trust_record: bool, policy: Policy) -> None:
+    """Read the tested-compatibility record (``compat/tested.json``) once its member checked out, and decide how
+    far it is trusted: as far as the bundle is. A signature verified against the caller's key vouches for it, as
+    does the caller's explicit ``trust_record``; otherwise it is shown and never used to accept. Its bytes are
+    hashed again as parsed: what is used is what matched the manifest."""
+    from bundler.environment.tested import MAX_RECORD_BYTES, TESTED_NAME, RecordUse, parse_record
+
+    manifest, report, reader = state.manifest, state.report, state.reader
+    assert manifest is not None  # noqa: S101 - type narrowing of what the previous step established
+    entry = state.listed.get(TESTED_NAME)
+    if entry is None or TESTED_NAME not in state.present or not report.ok:
+        return
+    payload = manifest.file(manifest.payload[0]) if manifest.payload else None
+    try:
+        data = reader.read_small(TESTED_NAME, MAX_RECORD_BYTES)
+        if _sha256(data) != entry.sha256:
+            raise IntegrityError(f"member {TESTED_NAME!r} altered: its SHA-256 does not match the manifest")
+        record = parse_record(data, payload_sha256=payload.sha256 if payload is not None else None)
+    except IntegrityError as exc:
+        for line in exc.problems:
+            report.add(Kind.INTEGRITY, line, subject=TESTED_NAME)
+        return
+    authenticated = report.signature is not None and report.signature.authenticated
+    if authenticated:
+        trusted, why = True, "signature verified against your key"
+    elif trust_record:
+        trusted, why = True, "trusted by the caller (trust_record)"
+    elif report.signature is not None and report.signature.scheme != "sha256":
+        trusted, why = False, "informational: the bundle is signed but no key was supplied"
+    else:
+        trusted, why = False, "informational: the bundle is only checksummed"
+    report.tested = RecordUse(record, trusted, why, dict(manifest.environment.packages),
+                              policy_tested=policy.base == "tested")
 
 
 def _check_code(state: _Checking, trust_code: bool) -> list[str]:
@@ -378,7 +417,10 @@ def _check_environment(manifest: Manifest, report: Report, policy: Policy, again
     installed: Mapping[str, str | None] = InstalledVersions() if against is None else dict(against)
     where = "this environment" if against is None else "the target environment"
     expected = manifest.environment.packages
-    for m in compare(expected, installed, policy, manifest.frameworks):
+    mismatches = compare(expected, installed, policy, manifest.frameworks)
+    if report.tested is not None and mismatches and _admitted_by_record(report, manifest, policy, installed, where):
+        mismatches = []
+    for m in mismatches:
         report.add(Kind.ENVIRONMENT, f"{m.message} in {where}", subject=m.package, expected=m.expected,
                    found=m.found)
     if policy.base == "none" or any(v == "none" for v in policy.overrides.values()):
@@ -391,6 +433,38 @@ def _check_environment(manifest: Manifest, report: Report, policy: Policy, again
         bundled = manifest.environment
         if here["python_version"].split(".")[:2] != bundled.python_version.split(".")[:2]:
             report.notes.append(f"bundled under Python {bundled.python_version}, running {here['python_version']}")
+
+
+def _admitted_by_record(report: Report, manifest: Manifest, policy: Policy, installed: Mapping[str, str | None],
+                        where: str) -> bool:
+    """The ``tested`` policy's question, asked only where the default rules refuse: does the bundle's record show
+    ``installed`` loading and predicting the same? Only a trusted record may accept; an untrusted one that would
+    have is said so, in a note. The behaviour check still runs on load whatever the record claims."""
+    from bundler.environment.tested import admitting_entry
+
+    use = report.tested
+    assert use is not None  # noqa: S101 - type narrowing of what the previous step established
+    frameworks = set(manifest.frameworks)
+    expected = manifest.environment.packages
+    entry = admitting_entry(use.record, expected, installed, lambda name: policy.rule_for(name, frameworks))
+    if entry is None:
+        return False
+    label = entry.label(expected)
+    tested = f"{label} tested identical ({entry.tested_at}, bundler {entry.bundler_version})"
+    if policy.base != "tested" or not use.trusted:
+        use.would_admit = entry
+    if policy.base != "tested":
+        trusting = "" if use.trusted else f" if the record were trusted ({use.why})"
+        report.notes.append(f"the bundle's record shows {where} {tested}: policy tested would accept it{trusting}")
+        return False
+    if not use.trusted:
+        report.notes.append(f"the bundle's record shows {where} {tested}, but it is not used to accept "
+                            f"({use.why}; trust it with trust_record / --trust-record, or load with the signer's key)")
+        return False
+    use.admitted_by = entry
+    report.notes.append(f"environment accepted by the bundle's tested record (policy tested, {use.why}): {tested}; "
+                        "the behaviour check still runs on load")
+    return True
 
 
 def resolve_against(against: Mapping[str, str] | str | os.PathLike[str] | None) -> Mapping[str, str] | None:
@@ -406,22 +480,25 @@ def resolve_against(against: Mapping[str, str] | str | os.PathLike[str] | None) 
 
 def verify(path: str | os.PathLike[str], *, key: VerifyKey | None = None, policy: Policy | str | None = None,
            trust: Iterable[str] = (), against: Mapping[str, str] | str | os.PathLike[str] | None = None,
-           settings: Settings | None = None, trust_profiles: Iterable[str] = (), trust_code: bool = False) -> Report:
+           settings: Settings | None = None, trust_profiles: Iterable[str] = (), trust_code: bool = False,
+           trust_record: bool = False) -> Report:
     """Check a bundle without deserializing anything; ``Report.ok`` and ``Report.problems`` say what was found.
 
     ``against`` checks the pins against another environment instead of the running one: the path of a
     requirements.txt / ``pip freeze`` output / ``pylock.toml``, or a mapping of versions. ``settings`` (see
     ``bundler.Settings``) is applied with ``policy``/``trust``/``trust_profiles`` on top. ``trust_profiles`` names
     trust profiles (``"xgboost"``, ``"lightgbm"``, ``"catboost"``) whose globals are accepted; ``trust_code``
-    accepts code bundled with ``code=`` (it would run at load). Input that cannot be read at all (a missing file)
-    raises ``UsageError``.
+    accepts code bundled with ``code=`` (it would run at load). ``policy="tested"`` also accepts an environment the
+    bundle's tested-compatibility record shows identical, when the record is trusted: signed by ``key``'s owner, or
+    ``trust_record=True``. Input that cannot be read at all (a missing file) raises ``UsageError``.
     """
     eff = resolve(settings, policy=policy, trust=trust, trust_profiles=trust_profiles)
     target = resolve_against(against)
     try:
         with BundleReader(path) as reader:
             report = verify_open(reader, key=key, policy=eff.to_policy(), trust=eff.trust, against=target,
-                                 trust_profiles=eff.trust_profiles, trust_code=trust_code).report
+                                 trust_profiles=eff.trust_profiles, trust_code=trust_code,
+                                 trust_record=trust_record).report
     except IntegrityError as exc:
         report = Report(path=str(path))
         report.add_error(exc)
@@ -434,6 +511,20 @@ def inspect(path: str | os.PathLike[str]) -> Manifest:
         if MANIFEST_NAME not in reader.members:
             raise IntegrityError(f"{reader.path}: not a bundle: {MANIFEST_NAME} is missing")
         return parse_manifest(reader.read_small(MANIFEST_NAME))
+
+
+def read_record(path: str | os.PathLike[str]) -> CompatRecord | None:
+    """The tested-compatibility record of a bundle, unverified (``inspect``); None when it has none. A malformed
+    record is an ``IntegrityError``."""
+    from bundler.environment.tested import MAX_RECORD_BYTES, TESTED_NAME, parse_record
+
+    with BundleReader(path) as reader:
+        if TESTED_NAME not in reader.members or MANIFEST_NAME not in reader.members:
+            return None
+        manifest = parse_manifest(reader.read_small(MANIFEST_NAME))
+        payload = manifest.file(manifest.payload[0]) if manifest.payload else None
+        return parse_record(reader.read_small(TESTED_NAME, MAX_RECORD_BYTES),
+                            payload_sha256=payload.sha256 if payload is not None else None)
 
 
 def read_member_text(path: str | os.PathLike[str], name: str) -> str:
