@@ -209,3 +209,77 @@ def memory_chunk_digests(data: memoryview | bytes, chunk_size: int = DIGEST_CHUN
     with ThreadPoolExecutor(max_workers=workers or min(count, os.cpu_count() or 2)) as pool:
         return list(pool.map(lambda i: hashlib.sha256(view[i * chunk_size:(i + 1) * chunk_size]).hexdigest(),
                              range(count)))
+
+
+class MemoryPayloadWrite:
+    """Write an in-memory payload to ``target`` on a worker thread while other threads hash the same memory.
+
+    Why: packing used to write (hashing on a second thread), then hash again for the chunk digests, while the
+    Python thread waited; the scan (pure Python, holding the GIL) ran before all of it. Writing, the zip CRC, the
+    SHA-256 of the whole payload, the chunk digests and ``fdatasync`` of the written bytes all release the GIL, so
+    they run here, on worker threads, while the caller scans. ``data`` must not change until ``result()`` returned:
+    the digests are of exactly the bytes handed to ``target.write``, the very same memory.
+
+    ``after_write`` runs on the writing thread once every byte went to ``target`` (``BundleWriter`` passes its
+    early ``fdatasync``, so the commit's final fsync only flushes what follows).
+    """
+
+    PIECE = 4 << 20
+
+    def __init__(self, target: IO[bytes], data: memoryview, *, chunk_size: int | None,
+                 progress: Callable[[int], None] | None = None,
+                 after_write: Callable[[], None] | None = None) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._target = target
+        self._view = memoryview(data).cast("B")
+        self._progress = progress
+        self._after = after_write
+        self._digest = hashlib.sha256()
+        self._error: BaseException | None = None
+        size = len(self._view)
+        self._pool = None
+        self._chunks = None
+        if chunk_size is not None:
+            count = max(1, -(-size // chunk_size))
+            self._pool = ThreadPoolExecutor(max_workers=min(count, os.cpu_count() or 2))
+            view = self._view
+            self._chunks = [self._pool.submit(_hex_sha256, view[i * chunk_size:(i + 1) * chunk_size])
+                            for i in range(count)]
+        self._hasher = threading.Thread(target=self._digest.update, args=(self._view,), name="bundler-sha256",
+                                        daemon=True)
+        self._writer = threading.Thread(target=self._write, name="bundler-write", daemon=True)
+        self._hasher.start()
+        self._writer.start()
+
+    def _write(self) -> None:
+        view, piece = self._view, self.PIECE
+        try:
+            for start in range(0, len(view), piece):
+                part = view[start:start + piece]
+                self._target.write(part)
+                if self._progress is not None:
+                    self._progress(len(part))
+            if self._after is not None:
+                self._after()
+        except BaseException as exc:  # recorded; result() raises it in the caller's thread
+            self._error = exc
+
+    def result(self) -> tuple[str, list[str] | None]:
+        """Wait for the write and every digest: ``(sha256, chunk digests or None)``; raise what writing raised."""
+        self._writer.join()
+        self._hasher.join()
+        try:
+            chunks = [f.result() for f in self._chunks] if self._chunks is not None else None
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest(), chunks
+
+
+def _hex_sha256(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()
+
