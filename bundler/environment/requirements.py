@@ -108,18 +108,20 @@ def infer_requirements(globals_: Iterable[str], constructed: Iterable[str] = (),
 
 
 def installed_fingerprint() -> tuple[object, ...]:
-    """Every directory on ``sys.path`` with its modification time (ns), and every ``NAME-VERSION.dist-info`` folder.
+    """Every ``NAME-VERSION.dist-info`` folder on ``sys.path``, with its modification time (ns).
 
-    Installing, upgrading or removing a distribution adds, renames or removes such a folder (the listing changes)
-    in one of these directories (its mtime changes too), so what was read from the installed metadata under an
-    equal fingerprint is still true. Listing the folders costs about a millisecond; reading the metadata, tens."""
-    stamps: list[tuple[str, int]] = []
-    for entry in sys.path:
+    Installing, upgrading or removing a distribution adds, renames or removes such a folder, and reinstalling one
+    recreates it (a new mtime), so what was read from the installed metadata under an equal fingerprint is still
+    true. (The mtimes of the ``sys.path`` directories themselves would change whenever a file is written next to
+    a script, a bundle for instance.) Listing and stating the folders costs about a millisecond; reading the
+    metadata, tens."""
+    out: list[tuple[str, int]] = []
+    for _, _, folder in dist_info_folders():
         try:
-            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+            out.append((folder, os.stat(folder).st_mtime_ns))
         except OSError:
             continue
-    return (tuple(stamps), tuple(dist_info_folders()))
+    return tuple(out)
 
 
 def distributions_providing(modules: Iterable[str]) -> dict[str, list[str]]:
