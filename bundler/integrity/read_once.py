@@ -3,7 +3,8 @@
 Why: a loader that hashes a file and then reads it again to deserialize (or maps it, sharing pages another process
 can write) can be made to load other bytes than it verified: rewrite the file in place between the two reads and a
 signed bundle loads the attacker's model while reporting "signature verified". Here each byte is read from the file
-exactly once, with ``pread`` into a buffer this process owns; the digests are computed over that buffer, and the
+exactly once, with ``pread`` into a buffer this process owns (a bytearray, or for large members an anonymous private
+mapping: memory, not the file; ``private_buffer``); the digests are computed over that buffer, and the
 scan and the unpickler then read the same buffer. Nothing touches the file again.
 
 The read runs on a worker thread in pieces (``pread`` releases the GIL); the whole-member SHA-256 runs on another
@@ -14,7 +15,9 @@ waits for everything and returns the digests.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
 import os
 import queue
 import threading
@@ -80,7 +83,7 @@ class MemberRead:
         self.chunk_size = chunk_size
         self.whole = whole
         self.progress = progress
-        self.buffer = bytearray(size)
+        self.buffer = private_buffer(size)
         self.view = memoryview(self.buffer)
         self.fill = Fill(size)
         self._error: BaseException | None = None
@@ -144,6 +147,28 @@ class MemberRead:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
         return ReadDigests(self._digest.hexdigest() if self._digest is not None else None, chunks)
+
+
+#: Members at least this large are read into an anonymous mapping instead of a bytearray.
+MAPPED_MIN_BYTES = 1 << 20
+
+
+def private_buffer(size: int) -> bytearray | mmap.mmap:
+    """Writable memory of ``size`` bytes that only this process can see, for reading a member into.
+
+    Why not ``bytearray(size)``: it zero-fills every page before the first byte is read (a full pass over the memory
+    on the calling thread: about 30 ms for 60 MB, 400 ms for 800 MB). An anonymous private mapping is zeroed by the
+    kernel page by page as ``preadv`` first writes it, on the reading thread, and asks for transparent huge pages
+    (``MADV_HUGEPAGE``, where the kernel offers it: 512 times fewer page faults). It maps no file: nothing another
+    process writes can reach it, which is the point of reading once (see the module docstring)."""
+    if size < MAPPED_MIN_BYTES:
+        return bytearray(size)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is not None:
+        with contextlib.suppress(OSError):
+            buf.madvise(advice)
+    return buf
 
 
 def _sha256(view: memoryview) -> str:
