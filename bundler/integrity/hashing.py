@@ -15,7 +15,7 @@ from typing import IO, BinaryIO
 CHUNK_SIZE = 1 << 20
 
 
-def sha256_bytes(data: bytes) -> str:
+def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
     """Hash an in-memory byte string (manifests, small members)."""
     return hashlib.sha256(data).hexdigest()
 
@@ -278,6 +278,89 @@ class MemoryPayloadWrite:
         if self._error is not None:
             raise self._error
         return self._digest.hexdigest(), chunks
+
+
+class StreamingPayloadWrite:
+    """Write a payload to ``target`` on a worker thread *while it is being serialized*, hashing what is written.
+
+    Why: ``joblib.dump`` is Python and holds the GIL; writing, the zip CRC and SHA-256 release it. Handing the bytes
+    over as they are produced puts all three on another core during the dump instead of after it (issue 11), so a
+    pack costs little more than the dump and the scan. Small writes (pickle frames of 64 KiB) are gathered into
+    batches of ``BATCH`` bytes, because the worker needs the GIL a few times per batch and would otherwise queue
+    behind the serializing thread once per frame. The digest is of exactly the bytes handed to ``target.write``.
+    """
+
+    BATCH = 8 << 20
+    _DONE = None
+
+    def __init__(self, target: IO[bytes], *, progress: Callable[[int], None] | None = None,
+                 after_write: Callable[[], None] | None = None) -> None:
+        import queue
+        import threading
+
+        self._target = target
+        self._progress = progress
+        self._after = after_write
+        self._digest = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self.size = 0
+        self._error: BaseException | None = None
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bundler-write", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` (immutable bytes: nothing is copied) for writing."""
+        self.size += len(data)
+        if len(data) >= self.BATCH:
+            self._hand_over()
+            self._queue.put(data)
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            self._queue.put(self._pending[0] if len(self._pending) == 1 else b"".join(self._pending))
+            self._pending = []
+            self._pending_size = 0
+
+    def finish(self) -> None:
+        """No more data: hand over what is pending; the worker ends once it wrote everything."""
+        self._hand_over()
+        self._queue.put(self._DONE)
+
+    def _run(self) -> None:
+        failed = False
+        while (batch := self._queue.get()) is not None:
+            if failed:
+                continue  # keep draining, so that finish() never blocks on a dead worker
+            try:
+                self._target.write(batch)
+                self._digest.update(batch)
+                if self._progress is not None:
+                    self._progress(len(batch))
+            except BaseException as exc:  # recorded; result() raises it in the caller's thread
+                self._error, failed = exc, True
+        if not failed and self._after is not None:
+            try:
+                self._after()
+            except BaseException as exc:
+                self._error = exc
+
+    def wait(self) -> None:
+        """Wait for the worker (after ``finish``), whatever happened."""
+        self._thread.join()
+
+    def result(self) -> str:
+        """Wait for the worker (after ``finish``); the SHA-256 of what was written, or raise what writing raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
 
 
 def _hex_sha256(view: memoryview) -> str:
