@@ -93,12 +93,73 @@ class MemberRead:
         self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 2)) if chunk_size else None
         self._reader = threading.Thread(target=self._read, name="bundler-read", daemon=True)
         self._hasher = threading.Thread(target=self._hash, name="bundler-sha256", daemon=True) if whole else None
+        #: Chunk digests only (how ``verify`` reads a chunked member): every worker reads *and* hashes its chunks.
+        self._parallel = chunk_size is not None and not whole
+        self._lock = threading.Lock()
+        self._done: list[bool] = []
+        self._got: list[int] = []
+        self._prefix = 0
 
     def start(self) -> MemberRead:
+        if self._parallel:
+            self._start_parallel()
+            return self
         if self._hasher is not None:
             self._hasher.start()
         self._reader.start()
         return self
+
+    # -- chunk digests only: read and hash each chunk on the same worker --------------------------------------------
+    def _start_parallel(self) -> None:
+        """Why: with one reading thread and the hashing on the others, the copy out of the page cache (as long as a
+        whole ``joblib.load``) ran on one core while every core was needed for hashing, and the last chunks could
+        only be hashed once that one thread had read them: an 800 MB load took several times the floor (issue
+        11). Here each worker ``preadv``s a chunk piece by piece and hashes every piece right after reading it,
+        so reading and hashing are spread over all cores alike. The buffer still fills front to back (chunks are
+        taken in order) and ``fill`` reports the contiguous prefix read so far, so a scan can follow it."""
+        assert self._pool is not None and self.chunk_size is not None
+        chunk = self.chunk_size
+        count = max(1, -(-self.size // chunk))
+        self._done = [False] * count
+        self._got = [0] * count
+        self._chunk_futures = [self._pool.submit(self._read_chunk, i, i * chunk, min((i + 1) * chunk, self.size))
+                               for i in range(count)]
+
+    def _read_chunk(self, index: int, start: int, end: int) -> str:
+        digest = hashlib.sha256()
+        view, pos = self.view, start
+        try:
+            while pos < end:
+                n = min(PIECE, end - pos)
+                got = os.preadv(self.fd, [view[pos:pos + n]], self.offset + pos)
+                if got <= 0:
+                    raise IntegrityError("archive ended inside a member (truncated)")
+                digest.update(view[pos:pos + got])
+                pos += got
+                self._advance(index, pos - start, done=pos >= end)
+                if self.progress is not None:
+                    self.progress(got)
+        except BaseException as exc:  # an I/O error: recorded, raised by result()
+            error = exc if isinstance(exc, IntegrityError) else IntegrityError(f"cannot read member: {exc}")
+            with self._lock:
+                if self._error is None:
+                    self._error = error
+            self.fill.fail(error)
+            raise error from None
+        return digest.hexdigest()
+
+    def _advance(self, index: int, got: int, *, done: bool) -> None:
+        """Record progress of chunk ``index``; tell ``fill`` how long the contiguous prefix read so far is."""
+        assert self.chunk_size is not None
+        with self._lock:
+            self._got[index] = got
+            self._done[index] = done
+            while self._prefix < len(self._done) and self._done[self._prefix]:
+                self._prefix += 1
+            filled = self._prefix * self.chunk_size
+            if self._prefix < len(self._done):
+                filled += self._got[self._prefix]
+            self.fill.advance(min(filled, self.size))
 
     def _read(self) -> None:
         view, pos, size = self.view, 0, self.size
@@ -136,6 +197,20 @@ class MemberRead:
 
     def result(self) -> ReadDigests:
         """Wait for the read and every digest; raise ``IntegrityError`` if the member could not be read."""
+        if self._parallel:
+            assert self._pool is not None
+            try:
+                digests: list[str] = []
+                for future in self._chunk_futures:
+                    try:
+                        digests.append(future.result())
+                    except IntegrityError:
+                        digests.append("")  # self._error holds it
+                if self._error is not None:
+                    raise self._error
+            finally:
+                self._pool.shutdown(wait=True)
+            return ReadDigests(None, digests)
         self._reader.join()
         if self._hasher is not None:
             self._hasher.join()
