@@ -169,7 +169,8 @@ def import_tool(tool: str) -> None:
         import skops.io  # noqa: F401
     elif tool == "bundler":
 
-        for mod in ("bundler.safety.allowlist", "bundler.safety.unpickler", "bundler.safety.validators"):
+        for mod in ("bundler.safety.allowlist", "bundler.safety.unpickler", "bundler.safety.validators",
+                    "bundler.pipelines.load", "bundler.pipelines.verify", "bundler.pipelines.serializers"):
             with contextlib.suppress(ImportError):
                 __import__(mod)
 
