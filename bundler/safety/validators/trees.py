@@ -86,21 +86,21 @@ class _Forest:
         so a whole forest costs one pass over its nodes. A tree deeper than ``BFS_LEVELS`` (never a forest's, but a
         crafted chain could be a million levels deep) switches to pointer jumping, whose rounds are logarithmic."""
         np = self.np
-        out = np.zeros(len(self.sizes), dtype=np.int64)
         if not self.total:
-            return out
+            return np.zeros(len(self.sizes), dtype=np.int64)
         indegree = self._indegree
         if indegree is None:
             kids = np.concatenate([self.gleft[self.internal], self.gright[self.internal]])
             indegree = np.bincount(kids, minlength=self.total)
         frontier = np.flatnonzero(indegree == 0)
-        leaf, gleft, gright, owner = self.leaf, self.gleft, self.gright, self.owner
-        for level in range(self.BFS_LEVELS):
-            out[owner[frontier]] = level  # levels only grow: the last write per tree is its depth
+        leaf, gleft, gright = self.leaf, self.gleft, self.gright
+        level_of = np.zeros(self.total, dtype=np.int8)  # every node is reached once: children after parents
+        for level in range(1, self.BFS_LEVELS):
             split = frontier[~leaf[frontier]]
             if not split.size:
-                return out
+                return np.maximum.reduceat(level_of, self.offsets).astype(np.int64)
             frontier = np.concatenate([gleft[split], gright[split]])
+            level_of[frontier] = level
         return self._jumping_depths()
 
     def _jumping_depths(self) -> Any:
