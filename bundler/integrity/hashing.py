@@ -286,8 +286,10 @@ class StreamingPayloadWrite:
     Why: ``joblib.dump`` is Python and holds the GIL; writing, the zip CRC and SHA-256 release it. Handing the bytes
     over as they are produced puts all three on another core during the dump instead of after it (issue 11), so a
     pack costs little more than the dump and the scan. Small writes (pickle frames of 64 KiB) are gathered into
-    batches of ``BATCH`` bytes, because the worker needs the GIL a few times per batch and would otherwise queue
-    behind the serializing thread once per frame. The digest is of exactly the bytes handed to ``target.write``.
+    batches of ``BATCH`` bytes, because the workers need the GIL a few times per batch and would otherwise queue
+    behind the serializing thread once per frame. Each batch goes to the writing thread and to a hashing thread
+    (``BackgroundDigest``), so writing and hashing a large payload use two cores. The digest is of exactly the
+    batches handed to ``target.write``, in order.
     """
 
     BATCH = 8 << 20
@@ -301,13 +303,13 @@ class StreamingPayloadWrite:
         self._target = target
         self._progress = progress
         self._after = after_write
-        self._digest = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.size = 0
         self._error: BaseException | None = None
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bundler-write", daemon=True)
+        self._digest = BackgroundDigest()  # SHA-256 on a thread of its own: writing and hashing use two cores
         self._thread.start()
 
     def write(self, data: bytes) -> None:
@@ -315,7 +317,7 @@ class StreamingPayloadWrite:
         self.size += len(data)
         if len(data) >= self.BATCH:
             self._hand_over()
-            self._queue.put(data)
+            self._give(data)
             return
         self._pending.append(data)
         self._pending_size += len(data)
@@ -324,9 +326,13 @@ class StreamingPayloadWrite:
 
     def _hand_over(self) -> None:
         if self._pending:
-            self._queue.put(self._pending[0] if len(self._pending) == 1 else b"".join(self._pending))
+            self._give(self._pending[0] if len(self._pending) == 1 else b"".join(self._pending))
             self._pending = []
             self._pending_size = 0
+
+    def _give(self, batch: bytes) -> None:
+        self._queue.put(batch)
+        self._digest.update(batch)
 
     def finish(self) -> None:
         """No more data: hand over what is pending; the worker ends once it wrote everything."""
@@ -340,7 +346,6 @@ class StreamingPayloadWrite:
                 continue  # keep draining, so that finish() never blocks on a dead worker
             try:
                 self._target.write(batch)
-                self._digest.update(batch)
                 if self._progress is not None:
                     self._progress(len(batch))
             except BaseException as exc:  # recorded; result() raises it in the caller's thread
@@ -352,15 +357,17 @@ class StreamingPayloadWrite:
                 self._error = exc
 
     def wait(self) -> None:
-        """Wait for the worker (after ``finish``), whatever happened."""
+        """Wait for the workers (after ``finish``), whatever happened."""
         self._thread.join()
+        self._digest.hexdigest()
 
     def result(self) -> str:
         """Wait for the worker (after ``finish``); the SHA-256 of what was written, or raise what writing raised."""
         self._thread.join()
+        digest = self._digest.hexdigest()
         if self._error is not None:
             raise self._error
-        return self._digest.hexdigest()
+        return digest
 
 
 def _hex_sha256(view: memoryview) -> str:
