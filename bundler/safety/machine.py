@@ -139,8 +139,19 @@ class Machine:
                     self.be.value_use(pending)
 
     def use_all(self, values: list[Any] | tuple[Any, ...]) -> None:
+        """``use`` of each value, inlined (a dict's state of twenty items is twenty calls fewer per SETITEMS)."""
+        be = self.be
+        is_global = be.is_global
+        tinfo = self.tinfo
         for value in values:
-            self.use(value)
+            name = is_global(value)
+            if name is not None:
+                be.value_use(name)
+            elif type(value) is tuple:
+                info = tinfo.get(id(value))
+                if info is not None and info.keep is value:
+                    for _, pending in info.pending:
+                        be.value_use(pending)
 
     def hash_weight(self, value: Any) -> int:
         if type(value) is tuple:
