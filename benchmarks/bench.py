@@ -504,8 +504,8 @@ PHASES = {
              ("bundler.pipelines.load", "", "validate_loaded", "state validation (structure checks)")],
     "pack": [("bundler.pipelines.serializers", "", "dump", "serialize (joblib.dump into memory)"),
              ("bundler.pipelines.pack", "", "_scan_memory", "scan (while the payload is written and hashed)"),
-             ("bundler.pipelines.pack", "_Packer", "dump_payload",
-              "serialize + write/hash on a worker, then scan alongside the sync"),
+             ("bundler.pipelines.pack", "_Packer", "add_payload",
+              "write + CRC + hash + fdatasync on workers, the scan alongside"),
              ("bundler.pipelines.pack", "", "infer_requirements", "requirements inference"),
              ("bundler.container.archive", "BundleWriter", "commit", "commit (zip directory, fsync, rename)")],
 }

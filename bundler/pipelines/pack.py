@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bundler._version import __version__
 from bundler.container.archive import BundleWriter, check_input_file
@@ -47,7 +47,6 @@ from bundler.integrity.hashing import (
     CHUNKED_MIN_BYTES,
     DIGEST_CHUNK_BYTES,
     MemoryPayloadWrite,
-    StreamingPayloadWrite,
     sha256_bytes,
 )
 from bundler.integrity.signing import Sha256Signer, Signer, signature_document
@@ -116,89 +115,9 @@ class _Packer:
                                     chunk_size=DIGEST_CHUNK_BYTES if chunked else None, chunks=chunks))
         return outcome
 
-    def dump_payload(self, name: str, serialize: Callable[[IO[bytes]], None],
-                     scan: Callable[[memoryview], T], expected: int = 0) -> T:
-        """Serialize the payload into memory and, as its bytes come, into the archive: writing, the zip CRC and the
-        SHA-256 run on a worker thread (``StreamingPayloadWrite``) while the serializer (Python) runs here; then
-        ``scan`` reads the complete bytes in memory while the worker finishes and syncs them to disk, and chunk
-        digests of a large payload are computed from the same memory on every core. Return what ``scan`` returned.
-        ``expected`` estimates the size, for the progress bar.
-
-        What is written, hashed and scanned is one sequence of bytes: every ``write`` of the serializer goes, as
-        one immutable ``bytes`` object, both into the memory copy and to the worker."""
-        import io
-
-        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", expected) as advance:
-            streaming = StreamingPayloadWrite(raw, progress=advance, after_write=self.writer.sync_data)
-            memory = io.BytesIO()
-            try:
-                serialize(_Tee(memory, streaming))  # type: ignore[arg-type]
-            except BaseException:
-                streaming.finish()
-                streaming.wait()  # the worker must be done with the member before it is closed
-                raise
-            streaming.finish()
-            data = memory.getbuffer()
-            size = len(data)
-            chunked = size >= CHUNKED_MIN_BYTES
-            chunking = _ChunkDigests(data, DIGEST_CHUNK_BYTES) if chunked else None
-            try:
-                outcome = scan(data)
-            finally:
-                digest = streaming.result()
-                chunks = chunking.result() if chunking is not None else None
-        if streaming.size != size:  # pragma: no cover - the tee writes every piece to both
-            raise IntegrityError(f"wrote {streaming.size} payload bytes but serialized {size}")
-        self.files.append(FileEntry(path=name, sha256=digest, size=size,
-                                    chunk_size=DIGEST_CHUNK_BYTES if chunked else None, chunks=chunks))
-        return outcome
-
     def add_bytes(self, name: str, data: bytes) -> None:
         self.writer.write_member(name, data)
         self.files.append(FileEntry(path=name, sha256=sha256_bytes(data), size=len(data)))
-
-
-class _Tee:
-    """The file object a serializer writes a payload to: each piece goes into memory and to the archive's writer,
-    as the same immutable ``bytes`` (``tell`` is the memory copy's position: joblib aligns arrays by it)."""
-
-    def __init__(self, memory: Any, streaming: StreamingPayloadWrite) -> None:
-        self._memory = memory
-        self._streaming = streaming
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        piece = data if type(data) is bytes else bytes(data)
-        self._memory.write(piece)
-        self._streaming.write(piece)
-        return len(piece)
-
-    def tell(self) -> int:
-        return int(self._memory.tell())
-
-    def flush(self) -> None:
-        return None
-
-    def writable(self) -> bool:
-        return True
-
-
-class _ChunkDigests:
-    """Chunk digests of an in-memory payload on every core, started now, collected by ``result()``."""
-
-    def __init__(self, data: memoryview, chunk_size: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        view = memoryview(data).cast("B")
-        count = max(1, -(-len(view) // chunk_size))
-        self._pool = ThreadPoolExecutor(max_workers=min(count, os.cpu_count() or 2))
-        self._futures = [self._pool.submit(sha256_bytes, view[i * chunk_size:(i + 1) * chunk_size])
-                         for i in range(count)]
-
-    def result(self) -> list[str]:
-        try:
-            return [f.result() for f in self._futures]
-        finally:
-            self._pool.shutdown(wait=True)
 
 
 def _scan_memory(data: memoryview, serializer: str) -> ScanResult:
@@ -317,51 +236,37 @@ def pack(model: Any, path: str | os.PathLike[str], *, serializer: str = "joblib"
     pins = user_pins(requirements or (), force_requirements or ())
     eff = resolve(settings, trust_profiles=trust_profiles)
     code_members = collect_code(code)
+    import io
+
     from bundler.pipelines.serializers import dump
 
-    array_bytes = graph_facts(model).array_bytes
-    expected = array_bytes if progress.enabled() else 0
+    buffer = io.BytesIO()
+    expected = graph_facts(model).array_bytes if progress.enabled() else 0
+    with progress.task("serializing", expected) as advance:
+        dump(model, progress.writing(buffer, advance), serializer)
+    data = buffer.getbuffer()
 
-    def serialize(stream: IO[bytes]) -> None:  # its bytes go to the archive (and the hash) as they are produced
-        with progress.task("serializing", expected) as advance:
-            dump(model, progress.writing(stream, advance), serializer)
-
-    def scan(data: memoryview) -> ScanResult:  # the very bytes written, while the last of them are being written
+    def scan() -> ScanResult:  # runs while the payload is being written and hashed
         result = _scan_memory(data, serializer)
         _warn_outside_allowlist(result, eff.trust, eff.trust_profiles, code_modules(code_members))
         return result
 
-    if array_bytes >= CHUNKED_MIN_BYTES:
-        # A payload that is mostly large arrays: the dump is mostly copying, not Python, so streaming its bytes to a
-        # writer and a hasher while it runs only makes them compete for the same cores (measured slower, issue 11).
-        # Serialize first; then write, hash and chunk-hash the memory on every core while the scan runs.
-        import io
-
-        memory = io.BytesIO()
-        serialize(memory)
-        return _write_bundle(path, memory.getbuffer(), serializer=serializer, scan=scan, model=model,
-                             sample=sample, metadata=meta, pins=pins, signer=signer, lock=lock, code=code_members)
-    return _write_bundle(path, serialize, serializer=serializer, scan=scan, model=model, sample=sample,
-                         metadata=meta, pins=pins, signer=signer, lock=lock, code=code_members, expected=expected)
+    return _write_bundle(path, data, serializer=serializer, scan=scan, model=model, sample=sample, metadata=meta,
+                         pins=pins, signer=signer, lock=lock, code=code_members)
 
 
-def _write_bundle(path: str | os.PathLike[str], data: memoryview | Callable[[IO[bytes]], None], *,
-                  serializer: str, scan: ScanResult | Callable[[memoryview], ScanResult],
+def _write_bundle(path: str | os.PathLike[str], data: memoryview, *, serializer: str,
+                  scan: ScanResult | Callable[[], ScanResult],
                   model: Any, sample: Any, metadata: dict[str, Any], pins: UserPins,
-                  signer: Signer | None, lock: bool, code: Mapping[str, bytes], expected: int = 0) -> Manifest:
+                  signer: Signer | None, lock: bool, code: Mapping[str, bytes]) -> Manifest:
     """The one pack pipeline behind ``pack`` and ``pack_file``: payload, sample, requirements, manifest, signature,
-    written to a temporary file and renamed into place. ``data`` is the payload in memory, or (``pack``) the
-    serializer writing it, whose bytes are written and hashed as they come (``_Packer.dump_payload``). ``scan`` is
-    a result, or the scan of the payload's bytes to run while they are written (writing need not wait for it: if
-    the scan raises, the temporary file is dropped and the target is left as it was)."""
+    written to a temporary file and renamed into place. ``scan`` is a result, or the scan to run while the payload
+    is written (``pack``: writing need not wait for the scan; if the scan raises, the temporary file is dropped and
+    the target is left as it was)."""
     payload = PAYLOAD_NAMES[serializer]
     with BundleWriter(path) as writer:
         packer = _Packer(writer)
-        if callable(data):
-            scanned = packer.dump_payload(payload, data, scan if callable(scan) else lambda _: scan, expected)
-        else:
-            view = data
-            scanned = packer.add_payload(payload, data, (lambda: scan(view)) if callable(scan) else lambda: scan)
+        scanned = packer.add_payload(payload, data, scan if callable(scan) else lambda: scan)
         for name, source in sorted(code.items()):
             packer.add_bytes(name, source)
         sample_info = _add_sample(packer, model, sample)
