@@ -381,3 +381,33 @@ def test_pack_with_lock_writes_a_pylock_the_verifier_reads(model: Any, tmp_path:
     assert read_target(lock) == manifest.environment.packages
     assert bundler.verify(path, against=read_target(lock)).ok
     assert bundler.verify(path).ok
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_pack_records_the_digests_of_the_stored_payload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        chunked: bool) -> None:
+    """The payload is written and hashed while it is serialized (large single writes and batched small ones):
+    the manifest's SHA-256, size and chunk digests are those of the member's bytes as stored."""
+    import hashlib
+    import zipfile
+
+    import bundler.pipelines.pack as pack_module
+
+    if chunked:
+        monkeypatch.setattr(pack_module, "CHUNKED_MIN_BYTES", 2 << 20)
+        monkeypatch.setattr(pack_module, "DIGEST_CHUNK_BYTES", 1 << 20)
+    model = {"big": np.arange(3_000_000, dtype=np.float64), "small": [np.full(50, i) for i in range(3000)]}
+    path = tmp_path / "d.mlbundle"
+    manifest = bundler.pack(model, path)
+    with zipfile.ZipFile(path) as zf:
+        stored = zf.read("model/model.joblib")
+    entry = manifest.file("model/model.joblib")
+    assert entry is not None
+    assert entry.size == len(stored) > 24_000_000
+    assert entry.sha256 == hashlib.sha256(stored).hexdigest()
+    if chunked:
+        step = 1 << 20
+        assert entry.chunks == [hashlib.sha256(stored[i:i + step]).hexdigest() for i in range(0, len(stored), step)]
+    else:
+        assert entry.chunks is None
+    assert bundler.verify(path).ok

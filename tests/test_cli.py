@@ -57,6 +57,21 @@ def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
     assert result.stdout.strip() == "0 []", result.stdout + result.stderr
 
 
+def test_verify_does_not_discover_pydantic_plugins(packed: Path) -> None:
+    """The CLI switches pydantic's plugin discovery off (a scan of every distribution's entry points)."""
+    code = ("import os, sys, importlib.metadata as md\n"
+            "os.environ.pop('PYDANTIC_DISABLE_PLUGINS', None)\n"
+            "groups = []\n"
+            "real = md.entry_points\n"
+            "def spy(**kw):\n    groups.append(kw.get('group'))\n    return real(**kw)\n"
+            "md.entry_points = spy\n"
+            "from bundler.cli import main\n"
+            "rc = main(['verify', sys.argv[1], '-q'])\n"
+            "print(rc, 'pydantic' in groups, os.environ['PYDANTIC_DISABLE_PLUGINS'])")
+    result = subprocess.run([sys.executable, "-c", code, str(packed)], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "0 False __all__", result.stdout + result.stderr
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], int]] = {
     "missing file": (lambda d: d / "missing.mlbundle", 2),
     "directory": (lambda d: d, 2),

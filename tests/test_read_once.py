@@ -110,3 +110,58 @@ def test_load_reads_the_payload_exactly_once(tmp_path: Path, model: object,
     bundler.load(path)
     payload_bytes = sum(max(0, min(pos + n, offset + size) - max(pos, offset)) for pos, n in reads)
     assert payload_bytes == size
+
+
+def test_a_byte_flipped_in_the_last_chunk_fails_before_anything_is_deserialized(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload with chunk digests (several chunks, hashed on every core) and one byte of array data changed in its
+    LAST chunk: ``load`` refuses it as an integrity failure (exit 3) and never starts the unpickler."""
+    import bundler.pipelines.pack as pack_module
+    import bundler.pipelines.serializers as serializers
+    from bundler.container.manifest import MIN_CHUNK_SIZE
+    from bundler.safety.scan import scan_memory
+    from tests.conftest import run_cli
+
+    monkeypatch.setattr(pack_module, "CHUNKED_MIN_BYTES", 2 * MIN_CHUNK_SIZE)  # chunked without a 64 MB test file
+    monkeypatch.setattr(pack_module, "DIGEST_CHUNK_BYTES", MIN_CHUNK_SIZE)
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X = np.random.RandomState(0).normal(size=(9000, 50))  # 3.6 MB of float64: four 1 MiB chunks
+    path = tmp_path / "chunked.mlbundle"
+    manifest = bundler.pack(KNeighborsClassifier(algorithm="brute").fit(X, (X[:, 0] > 0).astype(int)), path)
+    entry = manifest.file("model/model.joblib")
+    assert entry is not None
+    assert entry.chunks is not None
+    assert len(entry.chunks) == 4
+    assert entry.chunk_size == MIN_CHUNK_SIZE
+    offset, size = _payload_span(path)
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        payload = fh.read(size)
+    last_chunk = (len(entry.chunks) - 1) * MIN_CHUNK_SIZE
+    inside = [s for s in scan_memory(payload).arrays if s.offset + s.nbytes > last_chunk + 64]
+    assert inside, "the test needs array data in the last chunk"
+    flip_at = max(inside[0].offset, last_chunk) + 17  # array data: the pickle stays well-formed, only digests differ
+    with open(path, "r+b") as rw:
+        rw.seek(offset + flip_at)
+        byte = rw.read(1)
+        rw.seek(offset + flip_at)
+        rw.write(bytes([byte[0] ^ 0x01]))
+
+    deserialized: list[object] = []
+    real = serializers.load_verified
+    def spy(*a: object, **k: object) -> object:
+        deserialized.append(a)
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serializers, "load_verified", spy)
+    with pytest.raises(IntegrityError) as caught:
+        bundler.load(path)
+    assert caught.value.exit_code == 3
+    assert "model/model.joblib" in str(caught.value)
+    assert deserialized == []
+
+    result = run_cli("load", path)
+    assert result.returncode == 3, (result.returncode, result.stderr)  # a signal would be negative
+    assert "model/model.joblib" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,7 +3,9 @@ DataFrame models, the serializer's package; user pins that must match what is in
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,24 @@ def test_cli_pins(model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "-q", "--no-config"]) == 0
     assert "warning: forced pin gunicorn==22.0.0: gunicorn is not installed" in capsys.readouterr().err
     assert _pins(bundler.inspect(out))["gunicorn"] == "22.0.0"
+
+
+def test_installed_metadata_is_reread_when_a_distribution_appears(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference remembers what it read from the installed metadata only while the installed set is the same."""
+    from bundler.environment.requirements import dependency_closure, distributions_providing
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert distributions_providing(["fakemod_i11"]) == {}
+    assert dependency_closure(["fakepkg-i11"]) == {}
+    info = tmp_path / "fakepkg_i11-3.2.1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("fakemod_i11\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg-i11\nVersion: 3.2.1\n")
+    importlib.invalidate_caches()  # importlib.metadata's own directory cache (keyed by a coarse mtime)
+    assert distributions_providing(["fakemod_i11"]) == {"fakemod_i11": ["fakepkg-i11"]}
+    assert dependency_closure(["fakepkg-i11"]) == {"fakepkg-i11": "3.2.1"}
+    shutil.rmtree(info)
+    importlib.invalidate_caches()
+    assert distributions_providing(["fakemod_i11"]) == {}
+    assert dependency_closure(["fakepkg-i11"]) == {}

@@ -115,3 +115,21 @@ def test_empty_allowlist_refuses_everything(models: list[object]) -> None:
         restricted_load(io.BytesIO(jb(models[0])), fmt="joblib", allow=empty)
     assert restricted_load(io.BytesIO(pickle.dumps({"a": [1, 2.0, "x"]}, 4)), fmt="pickle", allow=empty) == \
         {"a": [1, 2.0, "x"]}
+
+
+def test_forest_arrays_own_their_memory_or_went_into_a_tree(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """Tree state arrays are handed to Tree.__setstate__ as views (it copies them); every other small array is a
+    copy: nothing the loaded forest holds shares memory with the payload buffer, and it predicts as joblib's."""
+    from bundler.safety.scan import scan_memory
+    from bundler.safety.unpickler import restricted_load_memory
+
+    X, y = data
+    rf = RandomForestClassifier(5, random_state=0).fit(X, y)
+    payload = bytearray(jb(rf))
+    loaded = restricted_load_memory(payload, allow=DEFAULT_ALLOWLIST, spans=scan_memory(payload).arrays).obj
+    whole = np.frombuffer(payload, dtype=np.uint8)
+    held = [v for est in [loaded, *loaded.estimators_] for v in vars(est).values() if isinstance(v, np.ndarray)]
+    held += [a for est in loaded.estimators_ for a in est.tree_.__getstate__().values() if isinstance(a, np.ndarray)]
+    assert held
+    assert not any(np.shares_memory(a, whole) for a in held)
+    np.testing.assert_array_equal(loaded.predict_proba(X), rf.predict_proba(X))

@@ -13,7 +13,7 @@ from sklearn.ensemble import (
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
 from bundler.safety.allowlist import DEFAULT_ALLOWLIST
@@ -93,6 +93,50 @@ def test_leaf_with_child_reported(Xy: tuple[np.ndarray, np.ndarray]) -> None:
     leaf = int(np.flatnonzero(est.tree_.children_left == -1)[0])
     problems = validate_trees(_tamper(est, "right_child", leaf, 1))
     assert any("leaf" in p for p in problems)
+
+
+def _with_max_depth(est: DecisionTreeClassifier | DecisionTreeRegressor, depth: int) -> None:
+    t = est.tree_
+    state = t.__getstate__()
+    state["max_depth"] = depth
+    bad = Tree(t.n_features, np.asarray(t.n_classes), t.n_outputs)
+    bad.__setstate__(state)
+    est.tree_ = bad
+
+
+def test_wrong_max_depth_reported_in_a_forest(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = Xy
+    rf = RandomForestClassifier(8, random_state=0).fit(X, y)
+    _with_max_depth(rf.estimators_[5], rf.estimators_[5].tree_.max_depth + 1)
+    problems = validate_trees(rf)
+    assert len(problems) == 1
+    assert "model.estimators_[5].tree_" in problems[0]
+    assert "real depth" in problems[0]
+
+
+def test_chain_deeper_than_the_breadth_first_levels() -> None:
+    """A 199-level chain: more levels than the breadth-first walk takes, so pointer jumping finishes the job."""
+    from bundler.safety.validators.trees import _Forest
+
+    X = np.arange(200.0).reshape(-1, 1)
+    chain = DecisionTreeRegressor().fit(X, 3.0 ** np.arange(200))
+    assert chain.tree_.max_depth == 199 > _Forest.BFS_LEVELS
+    assert validate_trees(chain) == []
+    _with_max_depth(chain, 198)
+    assert any("real depth 199" in p for p in validate_trees(chain))
+
+
+def test_breadth_first_depths_equal_pointer_jumping(Xy: tuple[np.ndarray, np.ndarray]) -> None:
+    from bundler.safety.validators.trees import _Forest
+
+    X, y = Xy
+    rf = RandomForestClassifier(20, random_state=0).fit(X, y)
+    lefts = [e.tree_.children_left for e in rf.estimators_]
+    rights = [e.tree_.children_right for e in rf.estimators_]
+    forest = _Forest(np, lefts, rights, [x == -1 for x in lefts])
+    assert not forest.bad_children().any()
+    assert forest.depths().tolist() == forest._jumping_depths().tolist() == [e.tree_.max_depth for e in
+                                                                               rf.estimators_]
 
 
 def test_hgb_predictor_reported(Xy: tuple[np.ndarray, np.ndarray]) -> None:

@@ -319,6 +319,12 @@ class BundleWriter:
         self._fh.flush()
         return self._fh.fileno()
 
+    def sync_data(self) -> None:
+        """Flush what was written so far to disk (``fdatasync``). Packing calls it from its writing thread right
+        after the payload, while the scan runs: the commit's own fsync then only has the small members left."""
+        self._fh.flush()
+        (getattr(os, "fdatasync", None) or os.fsync)(self._fh.fileno())
+
     def write_member(self, name: str, data: bytes, *, compress: bool = True) -> None:
         self._zip.writestr(self._info(name, compress), data)
 

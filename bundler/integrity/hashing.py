@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from typing import IO, BinaryIO
+from typing import IO
 
 __all__ = [
     "CHUNKED_MIN_BYTES",
@@ -18,7 +18,6 @@ __all__ = [
     "DIGEST_CHUNK_BYTES",
     "BackgroundDigest",
     "HashingReader",
-    "HashingWriter",
     "SpanDigestReader",
     "chunk_digests",
     "memory_chunk_digests",
@@ -28,51 +27,11 @@ __all__ = [
 CHUNK_SIZE = 1 << 20
 
 
-def sha256_bytes(data: bytes) -> str:
+def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
     """Hash an in-memory byte string (manifests, small members)."""
     return hashlib.sha256(data).hexdigest()
 
 
-class HashingWriter:
-    """A write-only binary file object that hashes and counts what passes through it to ``target``.
-
-    Packing writes the payload once and gets its digest from the same pass (no re-read of the written member). The
-    digest runs on a worker thread, so hashing overlaps with serializing; buffers the caller may reuse after
-    ``write`` returns are copied first, ``bytes`` (immutable) are not.
-    """
-
-    def __init__(self, target: BinaryIO | IO[bytes], progress: Callable[[int], None] | None = None) -> None:
-        self._target = target
-        self._digest = BackgroundDigest(progress)
-
-    @property
-    def size(self) -> int:
-        return self._digest.size
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        chunk = data if isinstance(data, bytes) else bytes(data)
-        self._target.write(chunk)
-        self._digest.update(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        self._target.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.size
-
-    @property
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
 
 
 class BackgroundDigest:
@@ -222,3 +181,77 @@ def memory_chunk_digests(data: memoryview | bytes, chunk_size: int = DIGEST_CHUN
     with ThreadPoolExecutor(max_workers=workers or min(count, os.cpu_count() or 2)) as pool:
         return list(pool.map(lambda i: hashlib.sha256(view[i * chunk_size:(i + 1) * chunk_size]).hexdigest(),
                              range(count)))
+
+
+class MemoryPayloadWrite:
+    """Write an in-memory payload to ``target`` on a worker thread while other threads hash the same memory.
+
+    Why: packing used to write (hashing on a second thread), then hash again for the chunk digests, while the
+    Python thread waited; the scan (pure Python, holding the GIL) ran before all of it. Writing, the zip CRC, the
+    SHA-256 of the whole payload, the chunk digests and ``fdatasync`` of the written bytes all release the GIL, so
+    they run here, on worker threads, while the caller scans. ``data`` must not change until ``result()`` returned:
+    the digests are of exactly the bytes handed to ``target.write``, the very same memory.
+
+    ``after_write`` runs on the writing thread once every byte went to ``target`` (``BundleWriter`` passes its
+    early ``fdatasync``, so the commit's final fsync only flushes what follows).
+    """
+
+    PIECE = 4 << 20
+
+    def __init__(self, target: IO[bytes], data: memoryview, *, chunk_size: int | None,
+                 progress: Callable[[int], None] | None = None,
+                 after_write: Callable[[], None] | None = None) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._target = target
+        self._view = memoryview(data).cast("B")
+        self._progress = progress
+        self._after = after_write
+        self._digest = hashlib.sha256()
+        self._error: BaseException | None = None
+        size = len(self._view)
+        self._pool = None
+        self._chunks = None
+        if chunk_size is not None:
+            count = max(1, -(-size // chunk_size))
+            self._pool = ThreadPoolExecutor(max_workers=min(count, os.cpu_count() or 2))
+            view = self._view
+            self._chunks = [self._pool.submit(_hex_sha256, view[i * chunk_size:(i + 1) * chunk_size])
+                            for i in range(count)]
+        self._hasher = threading.Thread(target=self._digest.update, args=(self._view,), name="bundler-sha256",
+                                        daemon=True)
+        self._writer = threading.Thread(target=self._write, name="bundler-write", daemon=True)
+        self._hasher.start()
+        self._writer.start()
+
+    def _write(self) -> None:
+        view, piece = self._view, self.PIECE
+        try:
+            for start in range(0, len(view), piece):
+                part = view[start:start + piece]
+                self._target.write(part)
+                if self._progress is not None:
+                    self._progress(len(part))
+            if self._after is not None:
+                self._after()
+        except BaseException as exc:  # noqa: BLE001 - recorded; result() raises it in the caller's thread
+            self._error = exc
+
+    def result(self) -> tuple[str, list[str] | None]:
+        """Wait for the write and every digest: ``(sha256, chunk digests or None)``; raise what writing raised."""
+        self._writer.join()
+        self._hasher.join()
+        try:
+            chunks = [f.result() for f in self._chunks] if self._chunks is not None else None
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest(), chunks
+
+
+def _hex_sha256(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()
+

@@ -4,6 +4,19 @@ Nothing is deserialized before every check of ``verify`` passed. The payload was
 private memory, hashed and scanned there (``verify_open(keep_payload=True)``); the restricted unpickler reads those
 same bytes. Then the state validators walk the whole model (``bundler.safety.validators``), and only a model they
 accept is returned, or handed to the behaviour check that calls its methods.
+
+**Why nothing unverified is ever deserialized.** ``verify_open(keep_payload=True)`` hands back a payload only after
+``_read_payload_once`` compared every digest of it (the whole SHA-256, or every chunk digest) with the signed
+manifest, and after the static scan saw every opcode of those bytes; otherwise ``report.raise_for_problems()``
+raises first. The unpickler reads that private buffer and nothing else, so a byte changed anywhere (the last
+chunk included: ``tests/test_read_once.py``) is an ``IntegrityError`` before the first object is constructed.
+
+**Why construction does not overlap hashing** (issue 11 asked whether it should): the payload is hashed on other
+cores *while it is read and scanned*, and the scan, which must have seen every opcode before anything is built,
+takes longer than the hashing on the models that have much to construct (a forest: the digests are ready before
+the scan ends), while the models whose hashing dominates (one large array) have almost nothing to construct. So
+building objects from already-verified chunks while later ones are hashed would save nothing measurable on these
+payloads, and would let allowed constructors run on the first chunks of a bundle whose last chunk is altered.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bundler._version import __version__
 from bundler.container.archive import BundleWriter, check_input_file
@@ -46,8 +46,7 @@ from bundler.integrity.hashing import (
     CHUNK_SIZE,
     CHUNKED_MIN_BYTES,
     DIGEST_CHUNK_BYTES,
-    HashingWriter,
-    memory_chunk_digests,
+    MemoryPayloadWrite,
     sha256_bytes,
 )
 from bundler.integrity.signing import Sha256Signer, Signer, signature_document
@@ -60,6 +59,8 @@ if TYPE_CHECKING:
     from bundler.safety.scan import ScanResult
 
 __all__ = ["pack", "pack_file"]
+
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -92,22 +93,27 @@ class _Packer:
         self.writer = writer
         self.files: list[FileEntry] = []
 
-    def add_payload(self, name: str, data: memoryview) -> FileEntry:
-        """Write the payload from memory, hashing exactly the bytes written (on another core while they are
-        written; chunk digests of large payloads on every core, from the same memory: nothing is read back)."""
+    def add_payload(self, name: str, data: memoryview, meanwhile: Callable[[], T]) -> T:
+        """Write the payload from memory, hashing exactly the bytes written, and run ``meanwhile()`` (the scan)
+        at the same time; return what it returned.
+
+        Writing, the zip CRC, the whole SHA-256, the chunk digests (payloads of ``CHUNKED_MIN_BYTES`` or more, on
+        every core) and the ``fdatasync`` of the written payload release the GIL, so they run on worker threads
+        (``MemoryPayloadWrite``) while the scan, which is Python, runs here. Nothing is read back. If
+        ``meanwhile`` raises, the write is still waited for, then the error propagates (the bundle is aborted)."""
         size = len(data)
-        with self.writer.open_member(name) as raw, progress.task(f"writing {name}", size) as advance:
-            hashing = HashingWriter(raw, advance)
+        chunked = size >= CHUNKED_MIN_BYTES
+        with self.writer.open_member(name) as raw, \
+                progress.task(f"writing {name}", size, background=True) as advance:
+            writing = MemoryPayloadWrite(raw, data, chunk_size=DIGEST_CHUNK_BYTES if chunked else None,
+                                         progress=advance, after_write=self.writer.sync_data)
             try:
-                for start in range(0, size, CHUNK_SIZE):
-                    hashing.write(data[start:start + CHUNK_SIZE])
+                outcome = meanwhile()
             finally:
-                digest = hashing.hexdigest  # also ends the hashing thread when writing failed
-        chunks = memory_chunk_digests(data) if size >= CHUNKED_MIN_BYTES else None
-        entry = FileEntry(path=name, sha256=digest, size=size,
-                          chunk_size=DIGEST_CHUNK_BYTES if chunks is not None else None, chunks=chunks)
-        self.files.append(entry)
-        return entry
+                digest, chunks = writing.result()
+        self.files.append(FileEntry(path=name, sha256=digest, size=size,
+                                    chunk_size=DIGEST_CHUNK_BYTES if chunked else None, chunks=chunks))
+        return outcome
 
     def add_bytes(self, name: str, data: bytes) -> None:
         self.writer.write_member(name, data)
@@ -239,25 +245,32 @@ def pack(model: Any, path: str | os.PathLike[str], *, serializer: str = "joblib"
     with progress.task("serializing", expected) as advance:
         dump(model, progress.writing(buffer, advance), serializer)
     data = buffer.getbuffer()
-    scan = _scan_memory(data, serializer)
-    _warn_outside_allowlist(scan, eff.trust, eff.trust_profiles, code_modules(code_members))
+
+    def scan() -> ScanResult:  # runs while the payload is being written and hashed
+        result = _scan_memory(data, serializer)
+        _warn_outside_allowlist(result, eff.trust, eff.trust_profiles, code_modules(code_members))
+        return result
+
     return _write_bundle(path, data, serializer=serializer, scan=scan, model=model, sample=sample, metadata=meta,
                          pins=pins, signer=signer, lock=lock, code=code_members)
 
 
-def _write_bundle(path: str | os.PathLike[str], data: memoryview, *, serializer: str, scan: ScanResult,
+def _write_bundle(path: str | os.PathLike[str], data: memoryview, *, serializer: str,
+                  scan: ScanResult | Callable[[], ScanResult],
                   model: Any, sample: Any, metadata: dict[str, Any], pins: UserPins,
                   signer: Signer | None, lock: bool, code: Mapping[str, bytes]) -> Manifest:
     """The one pack pipeline behind ``pack`` and ``pack_file``: payload, sample, requirements, manifest, signature,
-    written to a temporary file and renamed into place."""
+    written to a temporary file and renamed into place. ``scan`` is a result, or the scan to run while the payload
+    is written (``pack``: writing need not wait for the scan; if the scan raises, the temporary file is dropped and
+    the target is left as it was)."""
     payload = PAYLOAD_NAMES[serializer]
     with BundleWriter(path) as writer:
         packer = _Packer(writer)
-        packer.add_payload(payload, data)
+        scanned = packer.add_payload(payload, data, scan if callable(scan) else lambda: scan)
         for name, source in sorted(code.items()):
             packer.add_bytes(name, source)
         sample_info = _add_sample(packer, model, sample)
-        return _finish(packer, serializer=serializer, payload=payload, model=model, scan=scan, sample=sample,
+        return _finish(packer, serializer=serializer, payload=payload, model=model, scan=scanned, sample=sample,
                        sample_info=sample_info, metadata=metadata, pins=pins, signer=signer, lock=lock)
 
 

@@ -55,6 +55,10 @@ __all__ = ["Loaded", "RebuildError", "restricted_load", "restricted_load_memory"
 #: Arrays smaller than this are copied out of the payload buffer (so they own their memory and the buffer can be
 #: freed); larger ones stay zero-copy views of the verified bytes.
 COPY_BELOW = 1 << 20
+#: ``sklearn.tree._tree.Tree`` copies the arrays of its state (``__setstate__`` memcpys ``nodes`` and ``values`` into
+#: memory it allocates), so arrays headed there need no copy of their own (see ``_feeds_copying_state``).
+_TREE_MODULE, _TREE_CLASS = "sklearn.tree._tree", "Tree"
+_TREE_STATE_ARRAYS = ("nodes", "values")
 _BIT_GENERATOR_CTOR = "numpy.random._pickle.__bit_generator_ctor"
 #: How joblib's array wrapper is instantiated below protocol 4 (protocols 0-1 and 2-3): never any other forwarder.
 _WRAPPER_FORWARDERS = frozenset({"copyreg._reconstructor", "copyreg.__newobj__"})
@@ -354,7 +358,7 @@ class ConcreteBackend:
         if view is None:  # pragma: no cover - the loader's sources always keep array data
             raise malformed("array data was not kept")
         arr = np.frombuffer(view, dtype=dtype, count=count) if count else np.empty(0, dtype=dtype)
-        if nbytes < COPY_BELOW or not arr.flags.aligned:
+        if not arr.flags.aligned or (nbytes < COPY_BELOW and not _feeds_copying_state(m)):
             arr = arr.copy()
         order = w.__dict__.get("order", "C")
         arr = arr.reshape(shape[::-1]).transpose() if order == "F" else arr.reshape(shape)
@@ -410,6 +414,26 @@ class ConcreteBackend:
         if not isinstance(target, set):
             raise malformed(f"ADDITEMS on a {type(target).__qualname__} object, which is not a set")
         set.update(target, items)
+
+
+def _feeds_copying_state(m: Machine) -> bool:
+    """Whether the array being built is the ``nodes`` or ``values`` item of the state dict of a ``Tree`` (the
+    pattern pickle writes: ``Tree`` and its state dict on the stack below the MARK, the key just below the array).
+
+    Why: a forest is hundreds of trees with two arrays each, and ``Tree.__setstate__`` copies both into memory of
+    its own; copying them out of the payload first doubled the allocations of a forest load (about a third of its
+    unpickling time, issue 11). A small array is otherwise copied so that it does not keep the whole payload
+    buffer alive; a view handed here is dropped with the state dict once the tree copied it. This decides only
+    *copy or view* of bytes already verified, never what is built: a payload that places such an array elsewhere
+    too (through the memo) merely keeps the buffer alive, as a large array always does."""
+    stack, meta = m.stack, m.metastack
+    if len(stack) < 2 or not meta:
+        return False
+    key, below = stack[-2], meta[-1]
+    if type(key) is not str or key not in _TREE_STATE_ARRAYS or len(below) < 2 or type(below[-1]) is not dict:
+        return False
+    tree = getattr(sys.modules.get(_TREE_MODULE), _TREE_CLASS, None)
+    return tree is not None and type(below[-2]) is tree
 
 
 @dataclass(frozen=True)

@@ -38,42 +38,78 @@ TREE_ESTIMATORS = (
 
 
 class _Forest:
-    """Several trees' node tables concatenated, so each check is one numpy call for all of them."""
+    """Several trees' node tables concatenated, so each check is a few numpy passes over all of them.
+
+    Why this shape: a 300-tree forest has about a million nodes; per-tree (let alone per-node) Python would cost more
+    than unpickling it. Children are kept as *global* indices (``gleft``/``gright``: index into the concatenation),
+    so "``i < child < n`` in tree-local numbering" becomes ``i_global < child_global < end_of_tree`` without building
+    local index arrays; the two are equivalent because ``i_global >= start_of_tree``.
+    """
+
+    #: Levels walked breadth-first before falling back to pointer jumping (bounded rounds for degenerate chains).
+    BFS_LEVELS = 64
 
     def __init__(self, np: Any, lefts: list[Any], rights: list[Any], leaves: list[Any]) -> None:
         self.np = np
         self.sizes = np.array([len(x) for x in lefts], dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        self.ends = np.cumsum(self.sizes)
+        self.offsets = self.ends - self.sizes
+        self.total = int(self.ends[-1]) if len(lefts) else 0
         self.owner = np.repeat(np.arange(len(lefts)), self.sizes)
-        self.local = np.arange(int(self.sizes.sum()), dtype=np.int64) - self.offsets[self.owner]
-        self.n_of = self.sizes[self.owner]
-        self.left = np.concatenate(lefts).astype(np.int64, copy=False)
-        self.right = np.concatenate(rights).astype(np.int64, copy=False)
-        self.leaf = np.concatenate(leaves).astype(bool, copy=False)
+        base = self.offsets[self.owner]
+        self.leaf = np.concatenate(leaves).astype(bool, copy=False) if lefts else np.zeros(0, dtype=bool)
+        self.internal = np.flatnonzero(~self.leaf)
+        self.left = np.concatenate(lefts).astype(np.int64, copy=False) if lefts else np.zeros(0, dtype=np.int64)
+        self.right = np.concatenate(rights).astype(np.int64, copy=False) if lefts else np.zeros(0, dtype=np.int64)
+        self.gleft = self.left + base  # a wrapped (overflowed) value is negative: it fails "after its parent"
+        self.gright = self.right + base
+        self._indegree: Any = None
 
     def bad_children(self) -> Any:
         """Per tree: split nodes whose children are not after them and inside the tree, or shared."""
         np = self.np
-        internal = ~self.leaf
-        li, ri, ii, n = self.left[internal], self.right[internal], self.local[internal], self.n_of[internal]
-        bad = ~((li > ii) & (li < n) & (ri > ii) & (ri < n))
-        per_tree = np.bincount(self.owner[internal][bad], minlength=len(self.sizes))
+        ii = self.internal
+        own = self.owner[ii]
+        li, ri, end = self.gleft[ii], self.gright[ii], self.ends[own]
+        bad = ~((li > ii) & (li < end) & (ri > ii) & (ri < end))
+        per_tree = np.bincount(own[bad], minlength=len(self.sizes))
         if not bad.any() and li.size:
-            base = self.offsets[self.owner[internal]]
-            kids = np.concatenate([li + base, ri + base])
-            shared = np.bincount(kids, minlength=int(self.sizes.sum())) > 1
-            per_tree += np.bincount(self.owner[shared], minlength=len(self.sizes))
+            self._indegree = np.bincount(np.concatenate([li, ri]), minlength=self.total)
+            per_tree += np.bincount(self.owner[self._indegree > 1], minlength=len(self.sizes))
         return per_tree
 
     def depths(self) -> Any:
-        """Per tree: the depth of the tree rooted at its node 0 (children after parents, checked before)."""
+        """Per tree: the greatest distance of any of its nodes from the root of its component (node 0, and any node
+        no parent points to). Call after ``bad_children`` found nothing: children after parents, none shared.
+
+        Breadth-first from the roots, all trees at once: each level is a few numpy calls over that level's nodes,
+        so a whole forest costs one pass over its nodes. A tree deeper than ``BFS_LEVELS`` (never a forest's, but a
+        crafted chain could be a million levels deep) switches to pointer jumping, whose rounds are logarithmic."""
         np = self.np
-        total = int(self.sizes.sum())
-        internal = np.flatnonzero(~self.leaf)
-        base = self.offsets[self.owner[internal]]
+        if not self.total:
+            return np.zeros(len(self.sizes), dtype=np.int64)
+        indegree = self._indegree
+        if indegree is None:
+            kids = np.concatenate([self.gleft[self.internal], self.gright[self.internal]])
+            indegree = np.bincount(kids, minlength=self.total)
+        frontier = np.flatnonzero(indegree == 0)
+        leaf, gleft, gright = self.leaf, self.gleft, self.gright
+        level_of = np.zeros(self.total, dtype=np.int8)  # every node is reached once: children after parents
+        for level in range(1, self.BFS_LEVELS):
+            split = frontier[~leaf[frontier]]
+            if not split.size:
+                return np.maximum.reduceat(level_of, self.offsets).astype(np.int64)
+            frontier = np.concatenate([gleft[split], gright[split]])
+            level_of[frontier] = level
+        return self._jumping_depths()
+
+    def _jumping_depths(self) -> Any:
+        np = self.np
+        total = self.total
+        internal = self.internal
         parent = np.arange(total, dtype=np.int64)
-        parent[self.left[internal] + base] = internal
-        parent[self.right[internal] + base] = internal
+        parent[self.gleft[internal]] = internal
+        parent[self.gright[internal]] = internal
         dist = (parent != np.arange(total)).astype(np.int64)
         jump = parent
         while True:  # pointer jumping: log2(depth) rounds
@@ -82,7 +118,7 @@ class _Forest:
                 break
             dist = dist + dist[jump]
             jump = nxt
-        return np.maximum.reduceat(dist, self.offsets) if total else np.zeros(0, dtype=np.int64)
+        return np.maximum.reduceat(dist, self.offsets)
 
 
 @validates_together(TREE)
