@@ -40,6 +40,8 @@ def _children(np: Any, obj: Any) -> list[Any]:
         out = [*obj.keys(), *obj.values()]
     else:
         out = []
+    if type(obj) in _PLAIN:
+        return out
     try:
         d = object.__getattribute__(obj, "__dict__")
     except AttributeError:
@@ -47,6 +49,10 @@ def _children(np: Any, obj: Any) -> list[Any]:
     if type(d) is dict:
         out.extend(d.values())
     return out
+
+
+#: Containers without an instance dict (looking one up would raise for each of them).
+_PLAIN: Final = frozenset({list, tuple, set, frozenset, deque, dict})
 
 
 _LEAVES: Final = frozenset({str, bytes, bytearray, int, float, complex, bool, type(None)})

@@ -1,0 +1,132 @@
+"""Red-team samples (fixtures/hostile/redteam, made by make_redteam.py): each through the unpickler alone (then the
+validators), ``load`` of a checksum-only bundle whose payload was swapped for it, ``verify`` and ``pack FILE``, in
+child processes (tests/hostile_child.py). A child that dies by a signal, or runs out of time, fails the sample.
+
+Each row of expected.json names the exception class (or null: the payload must load), its exit code and the
+offending name or attribute path; see make_redteam.py for what each sample did before it was fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bundler
+
+from .helpers import read_members, rewrite
+
+ROOT = Path(__file__).resolve().parents[1]
+REDTEAM = ROOT / "fixtures" / "hostile" / "redteam"
+EXPECTED: dict[str, dict[str, Any]] = json.loads((REDTEAM / "expected.json").read_text())
+NAMES = sorted(EXPECTED)
+
+
+def test_rows_name_real_files() -> None:
+    for name, e in EXPECTED.items():
+        assert (REDTEAM / name).is_file()
+        assert e["class"] in (None, "UnsafeContent", "IntegrityError")
+        assert e["exit"] == {None: 0, "UnsafeContent": 5, "IntegrityError": 3}[e["class"]]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory, model: object) -> dict[str, Path]:
+    out = {}
+    for ser in ("joblib", "pickle"):
+        path = tmp_path_factory.mktemp("clean") / f"clean-{ser}.mlbundle"
+        bundler.pack(model, path, serializer=ser)
+        out[ser] = path
+    return out
+
+
+def swapped(clean: dict[str, Path], name: str, folder: Path) -> Path:
+    src = clean[EXPECTED[name]["format"]]
+    payload = next(n for n in read_members(src) if n.startswith("model/"))
+    data = (REDTEAM / name).read_bytes()
+
+    def swap(members: dict[str, bytes]) -> None:
+        members[payload] = data
+
+    return rewrite(src, folder / f"swapped-{name}.mlbundle", members=swap)
+
+
+@pytest.fixture(scope="module")
+def outcomes(clean: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every sample in child processes: a child that dies by a signal, or runs out of time, is pinned on the
+    sample it was working on ("start" lines) and a new child takes the rest."""
+    folder = tmp_path_factory.mktemp("redteam")
+    jobs = {n: {"format": EXPECTED[n]["format"], "bundle": str(swapped(clean, n, folder))} for n in NAMES}
+    results: dict[str, dict[str, Any]] = {}
+    todo = list(NAMES)
+    while todo:
+        spec = folder / "jobs.json"
+        spec.write_text(json.dumps({n: jobs[n] for n in todo}))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "tests.hostile_child", str(REDTEAM), str(folder), str(spec)],
+                                  capture_output=True, text=True, timeout=60 + 30 * len(todo), cwd=ROOT)
+            out, code, err = proc.stdout, proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            code, err = "timeout", ""
+        current = None
+        for line in out.splitlines():
+            record = json.loads(line)
+            if "start" in record:
+                current = record["start"]
+            else:
+                results[record["name"]] = record
+                current = None
+        done = [n for n in todo if n in results]
+        if code != 0:
+            culprit = current or next(n for n in todo if n not in results)
+            results[culprit] = {"crashed": code, "stderr": err[-2000:]}
+            done.append(culprit)
+        todo = [n for n in todo if n not in done]
+    return results
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_layer_crashes_or_hangs(name: str, outcomes: dict[str, dict[str, Any]]) -> None:
+    assert "crashed" not in outcomes[name], f"{name}: the child process died or hung: {outcomes[name]}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("layer", ["unpickler", "load", "pack"])
+def test_each_layer_gives_the_expected_outcome(name: str, layer: str, outcomes: dict[str, dict[str, Any]]) -> None:
+    e = EXPECTED[name]
+    got = outcomes[name].get(layer)
+    assert got is not None, outcomes[name]
+    if e["class"] is None:  # must load (pack FILE may still refuse a model without predict as a usage error)
+        assert got["class"] in (None, "UsageError"), got
+        return
+    assert got["class"] == e["class"] and got["exit"] == e["exit"], got
+    assert e["where"] in " ".join(got["problems"]), got["problems"]
+    if layer == "pack":
+        assert not got["written"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verify_refuses_what_the_scan_catches(name: str, outcomes: dict[str, dict[str, Any]]) -> None:
+    e = EXPECTED[name]
+    got = outcomes[name]["verify"]
+    assert got["class"] is None
+    assert got["exit"] == (e["exit"] if e["stage"] == "scan" else 0), got
+
+
+@pytest.mark.parametrize("verb", ["verify", "load"])
+def test_refusal_lines_cannot_be_forged(verb: str, clean: dict[str, Path], tmp_path: Path) -> None:
+    """A global named "os\\n\\x1b[32mbundler: OK, loaded": every stderr line is one of bundler's own, with the
+    newline and the escape shown as ``\\x0a`` and ``\\x1b``."""
+    path = swapped(clean, "control_chars_in_name.pkl", tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "bundler", verb, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    assert "\x1b" not in proc.stderr
+    assert all(line.startswith("bundler: ") for line in proc.stderr.splitlines()), proc.stderr
+    assert not any(line.startswith("bundler: OK") for line in proc.stderr.splitlines())
+    if verb == "load":
+        assert "os\\x0a\\x1b[32mbundler: OK, loaded.system" in proc.stderr
