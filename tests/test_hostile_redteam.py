@@ -130,3 +130,33 @@ def test_refusal_lines_cannot_be_forged(verb: str, clean: dict[str, Path], tmp_p
     assert not any(line.startswith("bundler: OK") for line in proc.stderr.splitlines())
     if verb == "load":
         assert "os\\x0a\\x1b[32mbundler: OK, loaded.system" in proc.stderr
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    text = ("{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + repr(shape) + ", }").encode()
+    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+@pytest.mark.parametrize("shape", [(2**40, 4), (2**28, 4), (3, 4)])
+def test_sample_header_must_match_its_bytes(shape: tuple[int, ...]) -> None:
+    """A 200-byte sample member whose header claims 32 TiB (or 8 GiB) made ``np.load`` allocate the whole claim
+    before reading: refused from the header alone, before anything is allocated."""
+    from bundler.errors import UsageError
+    from bundler.pipelines.sample.storage import MemberReader
+
+    data = _npy_header(shape) + bytes(160)
+    reader = MemberReader(lambda name: data)
+    with pytest.raises(UsageError, match="its header describes"):
+        reader.array({"member": "sample/input.npy"})
+
+
+def test_sample_lying_header_is_a_behaviour_refusal(packed: Path, tmp_path: Path) -> None:
+    def swap(members: dict[str, bytes]) -> None:
+        members["sample/input.npy"] = _npy_header((2**40, 6)) + bytes(160)
+
+    path = rewrite(packed, tmp_path / "lying-sample.mlbundle", members=swap)
+    proc = subprocess.run([sys.executable, "-m", "bundler", "load", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 6, proc.stderr
+    assert "its header describes" in proc.stderr and "MemoryError" not in proc.stderr
