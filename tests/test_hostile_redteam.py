@@ -160,3 +160,39 @@ def test_sample_lying_header_is_a_behaviour_refusal(packed: Path, tmp_path: Path
                           timeout=120)
     assert proc.returncode == 6, proc.stderr
     assert "its header describes" in proc.stderr and "MemoryError" not in proc.stderr
+
+
+@pytest.mark.parametrize("shape", [(2**40,), (2**30,)])
+def test_skops_npy_headers_are_checked_before_skops_reads_them(shape: tuple[int, ...], tmp_path: Path,
+                                                              data: Any) -> None:
+    """skops reads its arrays with ``np.load`` from zip members, which allocates what a header claims before it
+    reads: 8 TiB (MemoryError) or 8 GiB (then EOF) from 100 bytes both ended as exit 1. Now: exit 5, naming the
+    member, before skops runs; ``pack FILE`` refuses it the same way."""
+    pytest.importorskip("skops")
+    import io
+    import zipfile
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = data
+    clean = tmp_path / "skops.mlbundle"
+    bundler.pack(LogisticRegression().fit(X, y), clean, serializer="skops", sample=X[:5])
+    payload = read_members(clean)["model/model.skops"]
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(payload)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, _npy_header(shape) + bytes(64) if name.endswith(".npy") else zin.read(name))
+
+    def swap(members: dict[str, bytes]) -> None:
+        members["model/model.skops"] = out.getvalue()
+
+    path = rewrite(clean, tmp_path / "lying.mlbundle", members=swap)
+    proc = subprocess.run([sys.executable, "-m", "bundler", "load", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    assert ".npy header describes" in proc.stderr and "internal error" not in proc.stderr
+    raw = tmp_path / "lying.skops"
+    raw.write_bytes(out.getvalue())
+    proc = subprocess.run([sys.executable, "-m", "bundler", "pack", str(raw), "-o", str(tmp_path / "p.mlbundle")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 5 and not (tmp_path / "p.mlbundle").exists(), proc.stderr
