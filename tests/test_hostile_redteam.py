@@ -196,3 +196,53 @@ def test_skops_npy_headers_are_checked_before_skops_reads_them(shape: tuple[int,
     proc = subprocess.run([sys.executable, "-m", "bundler", "pack", str(raw), "-o", str(tmp_path / "p.mlbundle")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 5 and not (tmp_path / "p.mlbundle").exists(), proc.stderr
+
+
+def _flag_schema(payload: bytes, *, flag: int = 0, method: int | None = None) -> bytes:
+    """The skops zip with schema.json's general-purpose flags or compression method changed in both headers."""
+    import io
+    import struct
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(payload)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), zin.read(name))
+    raw = bytearray(out.getvalue())
+    for sig, at_flag, at_method, at_name, at_len in ((b"PK\x03\x04", 6, 8, 30, 26), (b"PK\x01\x02", 8, 10, 46, 28)):
+        i = raw.find(sig)
+        while i >= 0:
+            n = struct.unpack_from("<H", raw, i + at_len)[0]
+            if bytes(raw[i + at_name:i + at_name + n]) == b"schema.json":
+                struct.pack_into("<H", raw, i + at_flag, struct.unpack_from("<H", raw, i + at_flag)[0] | flag)
+                if method is not None:
+                    struct.pack_into("<H", raw, i + at_method, method)
+            i = raw.find(sig, i + 4)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(("flag", "method", "why"), [(1, None, "encrypted"), (0, 99, "compression method"),
+                                                      (0, 12, "Invalid data stream")])
+def test_skops_zip_tricks_are_malformed_not_internal(flag: int, method: int | None, why: str, tmp_path: Path,
+                                                     data: Any) -> None:
+    """A skops payload whose schema.json claims encryption, an unknown compression method, or bzip2 over
+    deflated bytes: zipfile raises RuntimeError / NotImplementedError / OSError, which escaped the static audit as
+    exit 1 from verify, load and pack. All three now say "malformed skops payload", exit 3."""
+    pytest.importorskip("skops")
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = data
+    clean = tmp_path / "skops.mlbundle"
+    bundler.pack(LogisticRegression().fit(X, y), clean, serializer="skops")
+    bad = _flag_schema(read_members(clean)["model/model.skops"], flag=flag, method=method)
+
+    def swap(members: dict[str, bytes]) -> None:
+        members["model/model.skops"] = bad
+
+    path = rewrite(clean, tmp_path / "tricked.mlbundle", members=swap)
+    raw = tmp_path / "tricked.skops"
+    raw.write_bytes(bad)
+    for args in (["verify", str(path)], ["load", str(path)], ["pack", str(raw), "-o", str(tmp_path / "o.mlbundle")]):
+        proc = subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 3, (args, proc.stderr)
+        assert "malformed skops payload" in proc.stderr and why in proc.stderr, proc.stderr
