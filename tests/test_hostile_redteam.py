@@ -246,3 +246,28 @@ def test_skops_zip_tricks_are_malformed_not_internal(flag: int, method: int | No
         proc = subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 3, (args, proc.stderr)
         assert "malformed skops payload" in proc.stderr and why in proc.stderr, proc.stderr
+
+
+def test_vocabulary_column_through_the_behaviour_check(tmp_path: Path) -> None:
+    """The vocabulary sample swapped into a bundle that carries a text sample: before the vocabulary check,
+    ``bundler load`` died by SIGSEGV in the behaviour check (``X @ coef_.T`` over a column 10**8 of 4)."""
+    import numpy as np
+
+    sys.path.insert(0, str(REDTEAM))
+    try:
+        import make_redteam
+    finally:
+        sys.path.remove(str(REDTEAM))
+    clean = tmp_path / "text.mlbundle"
+    bundler.pack(make_redteam.text_pipeline(), clean, serializer="pickle",
+                 sample=np.array(make_redteam.DOCS[:5], dtype=object))
+
+    def swap(members: dict[str, bytes]) -> None:
+        members["model/model.pkl"] = (REDTEAM / "count_vocabulary_column.pkl").read_bytes()
+
+    path = rewrite(clean, tmp_path / "vocabulary.mlbundle", members=swap)
+    proc = subprocess.run([sys.executable, "-m", "bundler", "load", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode >= 0, f"the loader died by signal {-proc.returncode}"
+    assert proc.returncode == 5, proc.stderr
+    assert "model.steps[0][1].vocabulary_" in proc.stderr
