@@ -28,13 +28,16 @@ def main(argv: list[str]) -> int:
     import bundler
     from bundler.safety.allowlist import DEFAULT_ALLOWLIST
     from bundler.safety.loading import validate_loaded
+    from bundler.safety.source import decompress_all
     from bundler.safety.unpickler import restricted_load_memory
 
     samples, work = Path(argv[0]), Path(argv[1])
     jobs = json.loads(Path(argv[2]).read_text())  # name -> {"format":..., "bundle": path of the swapped bundle}
     for name, job in jobs.items():
         print(json.dumps({"start": name}), flush=True)
-        data = bytearray((samples / name).read_bytes())
+        raw = (samples / name).read_bytes()
+        plain = decompress_all(raw)[1]  # a compressed joblib payload: the unpickler reads what the loader inflates
+        data = bytearray(plain if plain is not None else raw)
 
         def alone(data: bytearray = data, fmt: str = job["format"]) -> None:
             validate_loaded(restricted_load_memory(data, allow=DEFAULT_ALLOWLIST, spans=None, fmt=fmt),

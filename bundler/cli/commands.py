@@ -32,8 +32,27 @@ if TYPE_CHECKING:
     from bundler.settings import Settings
 
 
+def printable(text: str) -> str:
+    """``text`` with every control, format, separator and surrogate character escaped (``\\x1b``, ``\\u202e``).
+
+    Messages quote what a bundle contains (global names, member names, manifest fields), and an attacker chooses
+    those: a newline would forge a second line (``bundler: OK``), an ANSI escape would rewrite the terminal, a
+    right-to-left override would reorder what the reader sees, and a lone surrogate cannot even be written to a
+    UTF-8 stream. One problem is one line, shown as the characters it really contains."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
 def err(line: str) -> None:
-    print(f"bundler: {line}", file=sys.stderr)
+    print(f"bundler: {printable(line)}", file=sys.stderr)
 
 
 def hint_lines(hints: Sequence[Hint]) -> None:
@@ -77,7 +96,7 @@ def _print_report(report: Report, args: argparse.Namespace, success: str) -> int
             err(f"note: {note}")
     if report.ok:
         if not args.quiet and success:
-            print(success)
+            print(printable(success))
         return 0
     width = max(len(p.kind.value) for p in report.problems)
     for p in report.problems:
@@ -160,7 +179,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     rows += [(f"meta {k}", json.dumps(v)) for k, v in sorted(manifest.metadata.items())]
     width = max(len(r[0]) for r in rows)
     for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+        print(printable(f"{key:<{width}}  {value}"))
     if record is not None:
         _print_record(record, manifest.environment.packages)
     return 0

@@ -35,8 +35,13 @@ def scan_skops(stream: IO[bytes]) -> ScanResult:
             if info.file_size > MAX_SCHEMA_BYTES:
                 raise IntegrityError("skops schema.json is larger than the limit")
             schema = json.loads(zf.read(info))
-    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
-        raise IntegrityError(f"malformed skops payload: {exc}") from None
+    except IntegrityError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see below
+        # Whatever zipfile or json refuses (a bad zip, a missing schema, an "encrypted" member, an unsupported or
+        # corrupt compression method, a schema too deeply nested) is a malformed payload, never an internal error.
+        text = " ".join(str(exc).split())[:200]
+        raise IntegrityError(f"malformed skops payload: {type(exc).__name__}: {text}") from None
     names: set[str] = set()
     calls: set[str] = set()
     stack: list[Any] = [schema]

@@ -388,14 +388,22 @@ class MemorySource(Source):
         return self.pos + n <= len(self.buf)
 
     def readline(self, limit: int) -> bytes:
+        # Look for the newline in windows that double in size: copying ``limit`` bytes for every short line (a
+        # GLOBAL's module name) would make a payload of many text opcodes cost a megabyte of copying per opcode.
         start = self.pos
+        looked = 0
+        step = 64
         while True:
             buf = self.buf
-            window = min(len(buf), start + limit + 1)
-            i = bytes(buf[start:window]).find(b"\n")
+            window = min(len(buf), start + limit + 1, start + looked + step)
+            i = bytes(buf[start + looked:window]).find(b"\n")
             if i >= 0:
-                self.pos = start + i + 1
-                return bytes(buf[start:start + i])
+                self.pos = start + looked + i + 1
+                return bytes(buf[start:start + looked + i])
+            looked = max(window - start, 0)
+            if window < min(len(buf), start + limit + 1):
+                step *= 2
+                continue
             if window - start > limit:
                 raise malformed(f"text argument longer than {limit} bytes")
             if not self.need(len(buf) - start + 1):

@@ -28,7 +28,7 @@ import io
 import pickle
 import struct
 import sys
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -47,6 +47,7 @@ from bundler.safety.names import (
     forwarded_positions,
     global_name,
 )
+from bundler.safety.nesting import MAX_UNGUARDED_NESTING, deepest_chain, defuse, is_unguarded
 from bundler.safety.scan import ArraySpan
 from bundler.safety.source import MemorySource, Source, StreamSource, malformed, open_stream
 
@@ -113,6 +114,7 @@ class ConcreteBackend:
         self.aliases: dict[str, set[str]] = {}  # label -> every name it was imported under
         self.keep: list[Any] = []  # globals produced by calls (ufunc reconstruct) stay alive: ids stay unique
         self.dtype_args: dict[int, tuple[Any, Any]] = {}
+        self.unguarded: list[Any] = []  # deques, defaultdicts, arrays: freed recursively in C (bundler.safety.nesting)
         self.spans: Iterator[ArraySpan] | None = iter(spans) if spans is not None else None
         from joblib.numpy_pickle import NumpyArrayWrapper
 
@@ -258,6 +260,8 @@ class ConcreteBackend:
                     raise malformed(f"joblib NumpyArrayWrapper built by {name}, which joblib never writes")
         self._guard(m, name, callee, args)
         result = callee(*args)
+        if isinstance(result, (deque, defaultdict, self.np.ndarray)):
+            self.unguarded.append(result)  # an array may become an object array when BUILD sets its state
         if callee is self.np.dtype:
             self.dtype_args[id(result)] = (args, result)
         return result
@@ -270,7 +274,10 @@ class ConcreteBackend:
             raise UnsafeContent(f"{name} is instantiated with keyword arguments, which no allowlisted payload "
                                 "does", offending=[name])
         self._guard(m, name, cls, args)
-        return cls.__new__(cls, *args)
+        result = cls.__new__(cls, *args)
+        if isinstance(result, (deque, defaultdict, self.np.ndarray)):
+            self.unguarded.append(result)
+        return result
 
     # -- BUILD -----------------------------------------------------------------------------------------------------
     def build(self, m: Machine, inst: Any, state: Any) -> Any:
@@ -391,10 +398,16 @@ class ConcreteBackend:
         return list(items)
 
     def make_dict(self, m: Machine, items: list[Any]) -> Any:
-        return {items[i]: items[i + 1] for i in range(0, len(items), 2)}
+        try:
+            return {items[i]: items[i + 1] for i in range(0, len(items), 2)}
+        except TypeError as exc:
+            raise _unhashable("DICT", exc) from None
 
     def make_frozenset(self, items: list[Any]) -> Any:
-        return frozenset(items)
+        try:
+            return frozenset(items)
+        except TypeError as exc:
+            raise _unhashable("FROZENSET", exc) from None
 
     def appends(self, target: Any, items: list[Any]) -> None:
         if isinstance(target, list):
@@ -407,13 +420,25 @@ class ConcreteBackend:
     def setitems(self, m: Machine, target: Any, items: list[Any]) -> None:
         if not isinstance(target, dict):
             raise malformed(f"SETITEM on a {type(target).__qualname__} object, which is not a dict")
-        for i in range(0, len(items), 2):
-            dict.__setitem__(target, items[i], items[i + 1])
+        try:
+            for i in range(0, len(items), 2):
+                dict.__setitem__(target, items[i], items[i + 1])
+        except TypeError as exc:
+            raise _unhashable("SETITEMS", exc) from None
 
     def additems(self, target: Any, items: list[Any]) -> None:
         if not isinstance(target, set):
             raise malformed(f"ADDITEMS on a {type(target).__qualname__} object, which is not a set")
-        set.update(target, items)
+        try:
+            set.update(target, items)
+        except TypeError as exc:
+            raise _unhashable("ADDITEMS", exc) from None
+
+
+def _unhashable(op: str, exc: TypeError) -> IntegrityError:
+    """A key or set item that cannot be hashed (a list): no pickler writes that, so the stream is malformed, not
+    a problem of this environment."""
+    return malformed(f"{op} with an unhashable key or item ({' '.join(str(exc).split())[:100]})")
 
 
 def _feeds_copying_state(m: Machine) -> bool:
@@ -451,11 +476,7 @@ def _run(src: Source, allow: Allowlist, limits: Limits, budget: Budget,
     backend = ConcreteBackend(allow, limits, budget, spans=spans)
     machine = Machine(src, backend, limits, joblib_aware=fmt == "joblib")
     try:
-        obj = machine.run()
-        if not src.at_end():
-            raise malformed("trailing bytes after the final STOP")
-        if backend.spans is not None and next(backend.spans, None) is not None:
-            raise malformed("the scan found joblib array data the loader never met")
+        obj = _run_machine(src, backend, machine)
     except BundleError:
         raise
     except RecursionError:
@@ -471,6 +492,39 @@ def _run(src: Source, allow: Allowlist, limits: Limits, budget: Budget,
         text = " ".join(str(exc).split())[:300]
         raise RebuildError(f"payload cannot be rebuilt in this environment: {type(exc).__name__}: {text}") from None
     return Loaded(obj, backend.handed, machine.ops)
+
+
+def _run_machine(src: Source, backend: ConcreteBackend, machine: Machine) -> Any:
+    try:
+        obj = machine.run()
+        if not src.at_end():
+            raise malformed("trailing bytes after the final STOP")
+        if backend.spans is not None and next(backend.spans, None) is not None:
+            raise malformed("the scan found joblib array data the loader never met")
+        _check_nesting(backend)
+    except BaseException:
+        # Whatever the failure, the half-built payload is about to be freed: never recursively (a SIGSEGV).
+        if len(backend.unguarded) > MAX_UNGUARDED_NESTING:
+            defuse(backend.np, backend.unguarded)
+        raise
+    finally:
+        backend.unguarded.clear()
+    return obj
+
+
+def _check_nesting(backend: ConcreteBackend) -> None:
+    """Refuse deques, defaultdicts and object arrays nested deeper than ``MAX_UNGUARDED_NESTING`` in one another
+    (their C deallocation recurses: a deep chain kills the process when it is freed). A chain cannot be longer
+    than the number of such containers, so the common case costs nothing."""
+    np = backend.np
+    roots = [o for o in backend.unguarded if is_unguarded(np, o)]
+    if len(roots) <= MAX_UNGUARDED_NESTING:
+        return
+    depth = deepest_chain(np, roots, MAX_UNGUARDED_NESTING)
+    if depth > MAX_UNGUARDED_NESTING:
+        raise UnsafeContent(f"deques, defaultdicts or object arrays nested more than {MAX_UNGUARDED_NESTING} deep "
+                            "(freeing them would overflow the C stack): never allowed",
+                            offending=["<nested containers>"])
 
 
 def restricted_load(f: BinaryIO | Any, *, fmt: str, allow: Allowlist, limits: Limits | None = None) -> object:

@@ -108,6 +108,36 @@ class MemberWriter:
         return sum(len(data) for data in self.members.values())
 
 
+def _check_npy_size(member: Any, data: bytes) -> None:
+    """The array a ``.npy`` header describes must be exactly the bytes that follow it.
+
+    ``np.load`` of an in-memory file allocates the whole array its header claims *before* reading the data, so a
+    200-byte member claiming shape ``(2**40, 4)`` would ask for 32 TiB (or get gigabytes of address space, then fail
+    at the end of the data). The header is read and checked against the member's size first; only then is
+    anything allocated, and never more than the member holds."""
+    import math
+
+    from numpy.lib import format as npy
+
+    buf = io.BytesIO(data)
+    try:
+        version = npy.read_magic(buf)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(buf)
+        else:
+            raise ValueError(f"npy format version {version}, not 1.0 or 2.0")
+    except Exception as exc:  # a bad magic, a header that is not a dict literal, an unknown dtype...
+        raise UsageError(f"{member} is not a plain .npy array: {one_line(exc)}") from exc
+    if dtype.hasobject:
+        return  # np.load(allow_pickle=False) refuses it without allocating
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != len(data) - buf.tell():
+        raise UsageError(f"{member}: its header describes {claimed} bytes of data, the member holds "
+                         f"{len(data) - buf.tell()}")
+
+
 class MemberReader:
     """Reads the ``.npy`` members a sample description names, checking each against its description."""
 
@@ -123,6 +153,7 @@ class MemberReader:
             raise UsageError(f"{what}: no array description")
         member = spec.get("member")
         data = self.raw(member)
+        _check_npy_size(member, data)
         try:
             array = np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as exc:  # an object array (which we refuse to unpickle), a bad header...

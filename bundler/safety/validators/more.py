@@ -95,6 +95,51 @@ def hasher(obj: Any, node: Node, ctx: Context) -> None:
 @validates("sklearn.feature_extraction.text.CountVectorizer", "sklearn.feature_extraction.text.TfidfVectorizer")
 def vectorizer(obj: Any, node: Node, ctx: Context) -> None:
     _ngrams(obj, node, ctx)
+    _index_map(obj, node, ctx, "vocabulary_", None)
+
+
+@validates("sklearn.feature_extraction._dict_vectorizer.DictVectorizer")
+def dict_vectorizer(obj: Any, node: Node, ctx: Context) -> None:
+    names = obj.__dict__.get("feature_names_")
+    if names is not None and type(names) is not list:
+        ctx.fail(node, "must be a list of feature names", "feature_names_")
+        return
+    _index_map(obj, node, ctx, "vocabulary_", None if names is None else len(names))
+
+
+@validates("sklearn.preprocessing._label.MultiLabelBinarizer")
+def multilabel_binarizer(obj: Any, node: Node, ctx: Context) -> None:
+    classes = obj.__dict__.get("classes_")
+    _index_map(obj, node, ctx, "_cached_dict", None if classes is None else len(classes), keys_are_str=False)
+
+
+def _index_map(obj: Any, node: Node, ctx: Context, attr: str, size: int | None, *, keys_are_str: bool = True) -> None:
+    """A term -> column dict the transform turns into the column indices of a CSR matrix, built without checking
+    them (``csr_matrix((values, indices, indptr), shape)`` only checks index *arrays*): every value must be an
+    int and together they must be exactly ``0..n-1`` (``n`` the number of feature names, when the model keeps
+    them). Otherwise the matrix holds columns outside its shape and the next step (``X @ coef_.T``, ``toarray``)
+    reads and writes out of bounds in scipy's C++ (SIGSEGV)."""
+    mapping = obj.__dict__.get(attr)
+    if mapping is None:
+        return
+    if type(mapping) is not dict:
+        ctx.fail(node, f"must be a dict, not {type(mapping).__name__}", attr)
+        return
+    np = ctx.np
+    n = len(mapping)
+    if size is not None and n != size:
+        ctx.fail(node, f"maps {n} terms, but the model has {size} columns", attr)
+        return
+    if keys_are_str and not all(type(k) is str for k in mapping):
+        ctx.fail(node, "must map strings to column indices", attr)
+        return
+    values = list(mapping.values())
+    if not all(type(v) is int or isinstance(v, np.integer) for v in values):
+        ctx.fail(node, "must map every term to an integer column index", attr)
+        return
+    cols = np.sort(np.array(values, dtype=np.int64)) if n else np.zeros(0, dtype=np.int64)
+    if not np.array_equal(cols, np.arange(n, dtype=np.int64)):
+        ctx.fail(node, f"column indices must be exactly 0..{n - 1} (out-of-range or repeated columns)", attr)
 
 
 def _ngrams(obj: Any, node: Node, ctx: Context) -> None:

@@ -132,6 +132,12 @@ NATIVE_CONSUMERS: Final[dict[str, str]] = {
         "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")),
         "hands its predictors, bin mapper and feature count to the Cython predictor"),
     "sklearn.feature_extraction._hash.FeatureHasher": "_hashing_transform (Cython) takes n_features as a modulus",
+    **dict.fromkeys(("sklearn.feature_extraction.text.CountVectorizer",
+                     "sklearn.feature_extraction.text.TfidfVectorizer",
+                     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+                     "sklearn.preprocessing._label.MultiLabelBinarizer"),
+                    "builds a CSR matrix whose column indices are its term -> column map's values, unchecked; "
+                    "scipy's C++ kernels then index by them"),
     "sklearn.feature_extraction.text.HashingVectorizer": "_hashing_transform (Cython) takes n_features as a modulus",
     "sklearn.preprocessing._encoders.OneHotEncoder": "builds a CSR output from its widths, which scipy's C++ "
                                                      "kernels then index",

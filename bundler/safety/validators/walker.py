@@ -27,6 +27,13 @@ from typing import Any
 __all__ = ["Context", "Node", "ValidationProblem", "walk"]
 
 _ATOMS = frozenset({str, bytes, bytearray, int, float, complex, bool, type(None), slice, range})
+#: Containers whose items hashing, comparing, ``repr`` and numpy's array conversion visit one by one.
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset, deque})
+#: Values that visiting a container may reach, counting a container shared by several parents once per parent,
+#: beyond which the payload is refused (above ``max_objects`` too: no payload holds more values than that
+#: without sharing). ``t(i+1) = (t(i), t(i))`` built from the memo is 2**i values in a few hundred bytes:
+#: ``set()``, ``==`` or ``np.asarray`` on it never ends.
+MAX_EXPANDED = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class Context:
     queue: deque[Node] = field(default_factory=deque)
     seen: set[int] = field(default_factory=set)
     visited: int = 0
+    shared: dict[int, Node] = field(default_factory=dict)  # containers reached from more than one parent
 
     def fail(self, node: Node, message: str, attribute: str | None = None) -> None:
         path = node.path() + (f".{attribute}" if attribute else "")
@@ -94,7 +102,12 @@ class Context:
     def enqueue(self, node: Node) -> None:
         """Validate and descend into ``node`` later (validators call this for the objects they hold)."""
         obj = node.obj
-        if type(obj) in _ATOMS or id(obj) in self.seen:
+        t = type(obj)
+        if t in _ATOMS:
+            return
+        if id(obj) in self.seen:
+            if t in _CONTAINERS and id(obj) not in self.shared:
+                self.shared[id(obj)] = node
             return
         self.queue.append(node)
 
@@ -126,6 +139,8 @@ def walk(root: Any, ctx: Context) -> list[ValidationProblem]:
         obj = node.obj
         oid = id(obj)
         if oid in ctx.seen:
+            if type(obj) in _CONTAINERS and oid not in ctx.shared:
+                ctx.shared[oid] = node
             continue
         ctx.seen.add(oid)
         ctx.visited += 1
@@ -134,6 +149,8 @@ def walk(root: Any, ctx: Context) -> list[ValidationProblem]:
                            "validate it")
             break
         _visit(obj, node, ctx)
+    if ctx.shared:
+        _check_expansion(ctx)
     for tname, items in ctx.batches.items():
         try:
             ctx.batch_validators[tname](items, ctx)
@@ -226,6 +243,42 @@ def _children_of_container(obj: Any, node: Node, ctx: Context) -> None:
     for i, v in enumerate(obj):
         if type(v) not in _ATOMS:
             ctx.enqueue(node.child(v, f"[{i}]"))
+def _check_expansion(ctx: Context) -> None:
+    """Containers are shared (the memo lets a payload put one object in many places): refuse the payload when
+    visiting some container item by item, as hashing, comparing or converting it to an array does, would reach
+    more than ``MAX_EXPANDED`` values. Linear: each container's expanded size is computed once, depth first over
+    containers only."""
+    limit = max(MAX_EXPANDED, ctx.max_objects)
+    np = ctx.np
+    sizes: dict[int, int] = {}
+    for oid, where in ctx.shared.items():
+        obj = where.obj
+        if oid in sizes:
+            continue
+        stack: list[list[Any]] = [[obj, None, 0]]  # [container, its container items, next one to expand]
+        while stack:
+            frame = stack[-1]
+            cur = frame[0]
+            cid = id(cur)
+            if frame[1] is None:
+                items = [*cur.keys(), *cur.values()] if isinstance(cur, dict) else \
+                    (cur.reshape(-1).tolist() if isinstance(cur, np.ndarray) else list(cur))
+                frame[1] = [k for k in items if type(k) in _CONTAINERS or
+                            (type(k) is np.ndarray and k.dtype.hasobject)]
+                sizes[cid] = -len(items) - 1  # negative while being expanded (a cycle back to it counts 0)
+            kids = frame[1]
+            while frame[2] < len(kids) and id(kids[frame[2]]) in sizes:
+                frame[2] += 1
+            if frame[2] < len(kids):
+                stack.append([kids[frame[2]], None, 0])
+                continue
+            total = -sizes[cid] - 1 + sum(max(sizes[id(k)], 0) for k in kids)
+            sizes[cid] = min(total, limit + 1)
+            stack.pop()
+        if sizes[oid] > limit:
+            ctx.fail(where, f"nested containers shared through the memo would make hashing, comparing or converting "
+                            f"it visit more than {limit} values (exponential blowup from a few bytes)")
+            return
 
 
 def _children_of_instance(obj: Any, node: Node, ctx: Context) -> None:
