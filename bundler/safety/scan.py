@@ -14,7 +14,11 @@ restricted unpickler also runs, so both read every byte the same way. It records
 A callee that is not a plain global is recorded as ``"<computed callable>"``; anything starting with ``"<"`` can
 never be allowlisted. The scan is strict: whenever a real unpickler could read the bytes differently (an opcode
 straddling a frame end, a joblib array inside an unfinished frame, a dtype whose size is not statically known,
-trailing bytes...), the stream is refused as malformed. Only the standard library is imported here (plus ``lz4``
+trailing bytes...), the stream is refused as malformed. Where a symbolic value's type is known (a literal, a
+tuple, list, dict or set the payload built), the scan refuses what the restricted unpickler refuses with it: APPEND,
+SETITEMS or ADDITEMS onto the wrong container, call arguments that are not a tuple, BUILD with a state on a value
+that has neither ``__setstate__`` nor ``__dict__``, unhashable keys and set items (``tests/test_scan_parity.py``).
+Only the standard library is imported here (plus ``lz4``
 lazily): this runs inside ``bundler verify``.
 """
 
@@ -150,6 +154,57 @@ _BYTEARRAY = _Inst("builtins.bytearray")
 _COMPUTED = _Inst(None)
 
 
+#: What each symbolic stand-in of a known Python type is, for the checks the restricted unpickler makes on the
+#: target of APPEND/SETITEMS/ADDITEMS/BUILD, on call arguments and on keys (``_known_type``).
+_STAND_IN_TYPES: dict[int, str] = {
+    id(_OPAQUE_STR): "str", id(_OPAQUE_BYTES): "bytes", id(_OPAQUE_INT): "int", id(_OPAQUE_TUPLE): "tuple",
+    id(_FLOAT): "float", id(_NDARRAY): "ndarray", id(_LIST): "list", id(_SET): "set", id(_FROZENSET): "frozenset",
+    id(_BYTEARRAY): "bytearray",
+}
+_LITERAL_TYPES: dict[type, str] = {int: "int", bool: "bool", str: "str", tuple: "tuple", type(None): "NoneType"}
+#: Known types whose instances cannot be hashed (a dict key, a set item).
+_UNHASHABLE = frozenset({"list", "dict", "set", "bytearray", "ndarray"})
+#: Known types with neither ``__setstate__`` nor an instance ``__dict__``: BUILD with a state is malformed.
+_NO_STATE = frozenset({"int", "bool", "str", "bytes", "float", "NoneType", "tuple", "list", "dict", "set",
+                       "frozenset", "bytearray"})
+
+
+def _known_type(value: Any) -> str | None:
+    """The Python type a symbolic value certainly has at load time, or None when the scan cannot know it (the
+    result of a call, a global, a dtype...)."""
+    t = _LITERAL_TYPES.get(type(value))
+    if t is not None:
+        return t
+    if type(value) is _Dict:
+        return "dict"
+    return _STAND_IN_TYPES.get(id(value))
+
+
+def _truthy(value: Any) -> bool | None:
+    """Whether a symbolic value is certainly non-empty (True), certainly empty or false (False), or unknown."""
+    if type(value) in _LITERAL_TYPES:
+        return bool(value)
+    if type(value) is _Dict:
+        return bool(value.items) or value.overflow
+    if value is _OPAQUE_STR or value is _OPAQUE_TUPLE:
+        return True  # longer than the symbolic limits
+    return None
+
+
+def _unhashable_in(values: list[Any] | tuple[Any, ...], op: str) -> None:
+    """Refuse (malformed, as the unpickler does) a key or set item of a type that cannot be hashed, also inside a
+    tuple. Tuples reaching here weigh at most ``MAX_HASH_WEIGHT`` (the machine checked), so this is bounded."""
+    todo = list(values)
+    while todo:
+        value = todo.pop()
+        if type(value) is tuple:
+            todo.extend(value)
+            continue
+        t = _known_type(value)
+        if t in _UNHASHABLE:
+            raise malformed(f"{op} with an unhashable key or item (unhashable type: '{t}')")
+
+
 class _Found:
     """Findings shared by the outer stream and its nested streams."""
 
@@ -236,6 +291,7 @@ class SymbolicBackend:
         return _COMPUTED
 
     def call(self, m: Machine, callee: Any, args: Any, via: str, called: list[str]) -> Any:
+        _tuple_args(args)
         found = self.found
         if type(callee) is not _Global:
             found.calls.add(COMPUTED_CALLABLE)
@@ -277,11 +333,15 @@ class SymbolicBackend:
         return _Inst(name)
 
     def new(self, m: Machine, cls: Any, args: Any, kwargs: Any, via: str) -> Any:
+        _tuple_args(args)
         found = self.found
         if type(cls) is not _Global:
             found.calls.add(COMPUTED_CALLABLE)
             return _COMPUTED
         found.calls.add(cls.name)
+        if kwargs is not None and _known_type(kwargs) is not None and \
+                (_known_type(kwargs) != "dict" or _truthy(kwargs) is not False):
+            found.calls.add(f"<instantiate {cls.name} with keyword arguments>")
         if cls.name == WRAPPER:
             obj = _Obj("wrapper", WRAPPER)
             obj.attrs = {}
@@ -289,6 +349,10 @@ class SymbolicBackend:
         return _Inst(cls.name)
 
     def build(self, m: Machine, inst: Any, state: Any) -> Any:
+        t = _known_type(inst)
+        if t in _NO_STATE:
+            self._build_plain(t, state)
+            return inst
         if type(inst) is _Obj:
             if inst.kind == "dtype":
                 inst.state = state
@@ -299,6 +363,21 @@ class SymbolicBackend:
                 raise malformed("joblib array wrapper inside an object array stream")
             return self._array_data(m, inst)
         return inst
+
+    def _build_plain(self, t: str, state: Any) -> None:
+        """BUILD on a value of a type without ``__setstate__`` or ``__dict__``: what the unpickler refuses (a state
+        that is set is malformed; a slot state dict is unsafe, since no such type declares slots)."""
+        slotstate = None
+        if type(state) is tuple and len(state) == 2:
+            state, slotstate = state
+        if _truthy(state):
+            if _known_type(state) != "dict":
+                raise malformed("instance state is not a dict with string keys")
+            raise malformed(f"BUILD of a {t} object, which has no instance dict")
+        if _truthy(slotstate):
+            if _known_type(slotstate) != "dict":
+                raise malformed("slot state is not a dict")
+            self.found.calls.add(f"<set slot state on a {t} object, which declares no slots>")
 
     # -- containers ----------------------------------------------------------------------------------------------
     def empty_list(self) -> Any:
@@ -317,21 +396,33 @@ class SymbolicBackend:
         return _LIST
 
     def make_dict(self, m: Machine, items: list[Any]) -> Any:
+        _unhashable_in(items[0::2], "DICT")
         d = _Dict()
         self.setitems(m, d, items)
         return d
 
     def make_frozenset(self, items: list[Any]) -> Any:
+        _unhashable_in(items, "FROZENSET")
         return _FROZENSET
 
     def appends(self, target: Any, items: list[Any]) -> None:
-        return None
+        t = _known_type(target)
+        if t is not None and t != "list":
+            raise malformed(f"APPEND to a {t} object, which is not a list")
 
     def additems(self, target: Any, items: list[Any]) -> None:
-        return None
+        t = _known_type(target)
+        if t is not None and t != "set":
+            raise malformed(f"ADDITEMS on a {t} object, which is not a set")
+        _unhashable_in(items, "ADDITEMS")
 
     def setitems(self, m: Machine, target: Any, items: list[Any]) -> None:
         """Keep str-keyed items of tracked dicts (never hashing anything else: symbolic tuples are not keys)."""
+        if type(target) is not _Dict:
+            t = _known_type(target)
+            if t is not None:
+                raise malformed(f"SETITEM on a {t} object, which is not a dict")
+        _unhashable_in(items[0::2], "SETITEMS")
         if type(target) is not _Dict or target.overflow:
             return
         store = target.items
@@ -393,6 +484,13 @@ class SymbolicBackend:
         self.found.arrays.append(ArraySpan(src.tell(), nbytes))
         src.take(nbytes)
         return _NDARRAY
+
+
+def _tuple_args(args: Any) -> None:
+    """Call arguments of a type the scan knows that is not a tuple: the unpickler refuses them as malformed."""
+    t = _known_type(args)
+    if t is not None and t != "tuple":
+        raise malformed(f"call arguments are not a tuple (a {t})")
 
 
 def _merge_wrapper_state(inst: _Obj, state: Any) -> None:
