@@ -34,6 +34,8 @@ def _state_of(obj: Any) -> dict[str, Any]:
 
 @validates("numpy.random._mt19937.MT19937")
 def mt19937(obj: Any, node: Node, ctx: Context) -> None:
+    """``mt19937_next`` (C) reads ``key[pos]`` and refills the key only when ``pos`` reaches 624, so any other
+    position reads outside it: the key must be 624 unsigned words and ``pos`` an integer in ``[0, 624]``."""
     inner = _state_of(obj).get("state", {})
     key, pos = inner.get("key"), inner.get("pos")
     if not array_ok(ctx, node, "state.key", key, ndim=1, kinds="u", shape=(624,)):
@@ -44,6 +46,8 @@ def mt19937(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("numpy.random._philox.Philox")
 def philox(obj: Any, node: Node, ctx: Context) -> None:
+    """``philox_next`` (C) returns ``buffer[buffer_pos]`` while ``buffer_pos < 4`` (a negative one reads before the
+    buffer): counter, key and buffer must be 4, 2 and 4 unsigned words and ``buffer_pos`` an integer in ``[0, 4]``."""
     state = _state_of(obj)
     inner = state.get("state", {})
     array_ok(ctx, node, "state.counter", inner.get("counter"), ndim=1, kinds="u", shape=(4,))
@@ -56,11 +60,14 @@ def philox(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("numpy.random._sfc64.SFC64")
 def sfc64(obj: Any, node: Node, ctx: Context) -> None:
+    """SFC64's C generator steps four 64-bit state words: the state it reports must be exactly 4 unsigned words."""
     array_ok(ctx, node, "state.state", _state_of(obj).get("state", {}).get("state"), ndim=1, kinds="u", shape=(4,))
 
 
 @validates("numpy.random._pcg64.PCG64", "numpy.random._pcg64.PCG64DXSM")
 def pcg64(obj: Any, node: Node, ctx: Context) -> None:
+    """The PCG64 and PCG64DXSM C generators step a 128-bit state by a 128-bit increment, reported as two Python
+    integers: both must be exact integers."""
     inner = _state_of(obj).get("state", {})
     if not is_int(inner.get("state")) or not is_int(inner.get("inc")):
         ctx.fail(node, "state and increment must be integers", "state")
@@ -81,11 +88,16 @@ def random_state(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("numpy.random._generator.Generator", holds_children=True)
 def generator(obj: Any, node: Node, ctx: Context) -> None:
+    """A Generator draws from its ``bit_generator``'s C state (key, buffer, position): the bit generator is enqueued
+    here (the walker does not descend into a Generator) so that its own validator checks that state."""
     ctx.enqueue(node.child(obj.bit_generator, ".bit_generator"))
 
 
 @validates("sklearn.feature_extraction._hash.FeatureHasher", "sklearn.feature_extraction.text.HashingVectorizer")
 def hasher(obj: Any, node: Node, ctx: Context) -> None:
+    """``_hashing_transform`` (Cython) takes ``n_features`` as the modulus of every hashed index (0 divides by zero):
+    it must be an integer in ``[1, 2**31)``, ``alternate_sign`` a bool, and a HashingVectorizer's ``ngram_range``
+    within ``1 <= min_n <= max_n <= 64`` (it bounds the n-gram loop over every document)."""
     int_attr(obj, "n_features", node, ctx, low=1, high=1 << 31, required=True)
     if obj.__dict__.get("alternate_sign") not in (True, False):
         ctx.fail(node, "must be a bool", "alternate_sign")
@@ -94,12 +106,18 @@ def hasher(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.feature_extraction.text.CountVectorizer", "sklearn.feature_extraction.text.TfidfVectorizer")
 def vectorizer(obj: Any, node: Node, ctx: Context) -> None:
+    """``ngram_range`` bounds the n-gram loop over every document (``1 <= min_n <= max_n <= 64``), and the values of
+    ``vocabulary_`` become CSR column indices, unchecked, that scipy's C++ kernels then index by: they must map
+    strings to exactly ``0..n-1``."""
     _ngrams(obj, node, ctx)
     _index_map(obj, node, ctx, "vocabulary_", None)
 
 
 @validates("sklearn.feature_extraction._dict_vectorizer.DictVectorizer")
 def dict_vectorizer(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` turns the values of ``vocabulary_`` into CSR column indices, unchecked, that scipy's C++ kernels
+    then index by: ``feature_names_`` must be a list, and ``vocabulary_`` map strings to exactly ``0..n-1``, one
+    per name."""
     names = obj.__dict__.get("feature_names_")
     if names is not None and type(names) is not list:
         ctx.fail(node, "must be a list of feature names", "feature_names_")
@@ -109,6 +127,8 @@ def dict_vectorizer(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.preprocessing._label.MultiLabelBinarizer")
 def multilabel_binarizer(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` turns the values of ``_cached_dict`` (class -> column) into CSR column indices, unchecked, that
+    scipy's C++ kernels then index by: they must be exactly ``0..n-1``, one per entry of ``classes_``."""
     classes = obj.__dict__.get("classes_")
     _index_map(obj, node, ctx, "_cached_dict", None if classes is None else len(classes), keys_are_str=False)
 
@@ -196,6 +216,9 @@ def one_hot_encoder(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.cluster._agglomerative.FeatureAgglomeration")
 def feature_agglomeration(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` pools the columns by label (``np.bincount(labels_)`` sizes its output by the largest label) and
+    ``inverse_transform`` maps them back: ``labels_`` must hold one integer per input feature, each in
+    ``[0, n_clusters_)``, with ``n_clusters_`` a positive integer."""
     labels = obj.__dict__.get("labels_")
     if labels is None:
         return
@@ -208,6 +231,8 @@ def feature_agglomeration(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.random_projection.GaussianRandomProjection", "sklearn.random_projection.SparseRandomProjection")
 def random_projection(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` computes ``X @ components_.T`` on input checked only against ``n_features_in_`` (through scipy's
+    C++ kernels when ``components_`` is sparse): ``components_`` must be ``(n_components_, n_features_in_)``."""
     components = obj.__dict__.get("components_")
     if components is None:
         return

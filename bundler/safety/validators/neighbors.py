@@ -71,6 +71,9 @@ def metric_matches(ctx: Context, node: Node, attr: str, metric: Any, dim: int) -
 
 @validates(*METRICS, holds_children=True)
 def distance_metric(obj: Any, node: Node, ctx: Context) -> None:
+    """The metrics (Cython) read ``vec`` and ``mat`` without bounds checks: both must be C-contiguous float arrays
+    (1-D, 2-D), ``p`` positive (finite for Minkowski), a Mahalanobis matrix square, SEuclidean variances positive,
+    Minkowski weights non-negative and a PyFunc's ``func`` callable; sizes against the data are the owner's check."""
     np = ctx.np
     kind = _kind(obj)
     if kind is None:
@@ -102,6 +105,9 @@ def distance_metric(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates(*TREES, holds_children=True)
 def binary_tree(obj: Any, node: Node, ctx: Context) -> None:
+    """Queries (Cython) recurse through ``node_data`` (children ``2i+1``, ``2i+2``) and read ``data[idx_array[k]]``,
+    ``node_bounds`` and ``sample_weight`` unchecked: a complete node table with ranges in ``[0, n]``, ``idx_array``
+    indexing the rows, bounds and weights shaped for ``data``, and a metric the tree supports matching its dimension."""
     np = ctx.np
     state = obj.__getstate__()
     data, idx_array, node_data, node_bounds = state[0], state[1], state[2], state[3]
@@ -168,6 +174,9 @@ _METRIC_PARAM_SHAPES = {"VI": 2, "V": None, "w": 1}
 
 @validates(*_NEIGHBORS)
 def neighbors_estimator(obj: Any, node: Node, ctx: Context) -> None:
+    """The pairwise reductions (Cython) read ``_fit_X`` with the query's width, divide by its row count and scatter
+    ``_y`` into per-class buffers: ``_fit_X`` needs ``n_features_in_`` columns and ``n_samples_fit_`` (>= 1) rows,
+    the tree the same data, metric parameters that width, and ``_y`` must index ``classes_``."""
     np = ctx.np
     d = obj.__dict__
     if "_fit_X" not in d:
@@ -245,6 +254,9 @@ def _is_sparse(x: Any) -> bool:
 
 @validates("sklearn.neighbors._kde.KernelDensity")
 def kernel_density(obj: Any, node: Node, ctx: Context) -> None:
+    """``score_samples`` hands the query, checked against ``n_features_in_``, and ``bandwidth_`` to ``tree_``'s
+    ``kernel_density`` (Cython): ``tree_`` must be a KDTree or BallTree over that many columns and ``bandwidth_`` a
+    positive, finite float."""
     d = obj.__dict__
     tree = d.get("tree_")
     if tree is None:

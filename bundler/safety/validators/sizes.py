@@ -38,6 +38,8 @@ def dummy_regressor(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.dummy.DummyClassifier")
 def dummy_classifier(obj: Any, node: Node, ctx: Context) -> None:
+    """``predict`` loops over ``range(n_outputs_)`` through ``classes_`` (a list of one array per output, or a single
+    array): ``n_outputs_`` must be the number of class arrays it holds."""
     d = obj.__dict__
     classes = d.get("classes_")
     if classes is None or "n_outputs_" not in d:
@@ -117,6 +119,9 @@ def polynomial_count_sketch(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.decomposition._nmf.MiniBatchNMF", "sklearn.decomposition._nmf.NMF")
 def nmf(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` allocates ``W`` with ``_n_components`` columns and ``_update_cdnmf_fast`` (Cython) loops over them,
+    indexing ``components_ @ components_.T`` unchecked: ``components_`` must be a 2-D float array with
+    ``n_features_in_`` columns and ``_n_components`` its row count."""
     d = obj.__dict__
     components = d.get("components_")
     if components is None:

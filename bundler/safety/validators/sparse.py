@@ -35,6 +35,9 @@ def _shape(ctx: Context, node: Node, d: dict[str, Any]) -> tuple[int, ...] | Non
 
 @validates(*SPARSE)
 def sparse_matrix(obj: Any, node: Node, ctx: Context) -> None:
+    """BUILD writes the payload's arrays straight into the matrix and scipy's C++ kernels index through them
+    unchecked: it is rebuilt through its format's constructor with scipy's full checks (index ranges, ``indptr``,
+    lengths) and its state replaced by the rebuilt one; ``_shape`` must be one or two non-negative integers."""
     np = ctx.np
     d = obj.__dict__
     cls = type(obj)

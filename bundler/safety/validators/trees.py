@@ -123,6 +123,9 @@ class _Forest:
 
 @validates_together(TREE)
 def trees(items: list[tuple[Any, Node]], ctx: Context) -> None:
+    """``apply``/``predict``/``decision_path`` (Cython) follow children, read ``X[:, feature]`` and ``value[node]``
+    unchecked and size a buffer by ``max_depth``: ``node_count == capacity``, sizes and ``value`` consistent, leaves
+    childless, children after their parent and unshared, features in ``[0, n_features)``, the real ``max_depth``."""
     np = ctx.np
     usable: list[tuple[Any, Node, Any, Any]] = []
     for obj, node in items:
@@ -178,6 +181,8 @@ def trees(items: list[tuple[Any, Node]], ctx: Context) -> None:
 
 @validates(*TREE_ESTIMATORS)
 def tree_estimator(obj: Any, node: Node, ctx: Context) -> None:
+    """Ensembles call the tree's Cython ``predict`` with ``check_input=False``, so ``n_features_in_`` is what bounds
+    ``X[:, feature]``: a fitted estimator needs a ``Tree`` and ``n_features_in_``/``n_outputs_`` equal to its tree's."""
     d = obj.__dict__
     if "tree_" not in d:
         return  # not fitted
@@ -224,6 +229,9 @@ def _sub_estimators(ctx: Context, node: Node, obj: Any, attr: str) -> list[Any] 
     "sklearn.ensemble._forest.RandomTreesEmbedding",
 )
 def forest(obj: Any, node: Node, ctx: Context) -> None:
+    """Prediction feeds every tree the forest's input with ``check_input=False`` and sizes its jobs by ``n_estimators``:
+    ``estimators_`` must be a list of tree estimators expecting the forest's ``n_features_in_``, and ``n_estimators``
+    their number."""
     subs = _sub_estimators(ctx, node, obj, "estimators_")
     if subs is None:
         return
@@ -264,6 +272,9 @@ def _feature_subsets(ctx: Context, node: Node, obj: Any, subs: list[Any], n_feat
 
 @validates("sklearn.ensemble._iforest.IsolationForest")
 def isolation_forest(obj: Any, node: Node, ctx: Context) -> None:
+    """``score_samples`` applies each tree (``check_input=False``) to its feature subset of the input, in chunks sized
+    by ``_max_features``: besides those sizes, ``estimators_`` must be trees, each fed an in-range subset of the size it
+    expects, and the per-tree path-length arrays one entry per node."""
     from bundler.safety.validators.sizes import isolation_forest_sizes
 
     isolation_forest_sizes(obj, node, ctx)
@@ -293,6 +304,9 @@ def isolation_forest(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.ensemble._bagging.BaggingClassifier", "sklearn.ensemble._bagging.BaggingRegressor")
 def bagging(obj: Any, node: Node, ctx: Context) -> None:
+    """``predict`` hands each estimator ``X[:, estimators_features_[i]]``: each subset must be an integer index into the
+    ``n_features_in_`` input columns and each estimator expect as many features as its subset holds (all of them when
+    there are no subsets)."""
     subs = _sub_estimators(ctx, node, obj, "estimators_")
     if subs is None:
         return
@@ -303,6 +317,9 @@ def bagging(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates("sklearn.ensemble._gb.GradientBoostingClassifier", "sklearn.ensemble._gb.GradientBoostingRegressor")
 def gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
+    """``predict_stages`` (Cython) walks the 2-D ``estimators_``, reads ``X[:, feature]`` in every tree and writes
+    ``out[:, k]`` for tree ``k`` of a stage: an object array of ``n_estimators_`` stages of ``n_trees_per_iteration_``
+    single-output regression trees, all on the model's ``n_features_in_``."""
     np = ctx.np
     est = obj.__dict__.get("estimators_")
     if est is None:
@@ -344,6 +361,9 @@ def _record_dtype() -> Any:
 
 @validates(PREDICTOR)
 def tree_predictor(obj: Any, node: Node, ctx: Context) -> None:
+    """The predictor loops (Cython) follow ``left``/``right``, read ``X[:, feature_idx]`` and row ``bitset_idx`` of both
+    bitset tables unchecked: at least one node, children after their parent, inside and unshared, non-negative split
+    features (the owner bounds them above), 8-column unsigned tables holding every categorical split's bitset index."""
     np = ctx.np
     d = obj.__dict__
     nodes = d.get("nodes")
@@ -380,6 +400,9 @@ def tree_predictor(obj: Any, node: Node, ctx: Context) -> None:
 
 @validates(BIN_MAPPER)
 def bin_mapper(obj: Any, node: Node, ctx: Context) -> None:
+    """``make_known_categories_bitsets`` sets bit ``c`` of an 8-word bitset (Cython) for every known category ``c``
+    (``bin_thresholds_``) of a categorical feature, unchecked: those must be integers in ``[0, 255]``, the thresholds
+    1-D arrays, one ``is_categorical_`` and ``n_bins_non_missing_`` entry each, ``missing_values_bin_idx_`` < 2**16."""
     np = ctx.np
     d = obj.__dict__
     thresholds = d.get("bin_thresholds_")
@@ -411,6 +434,9 @@ def bin_mapper(obj: Any, node: Node, ctx: Context) -> None:
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
 )
 def hist_gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
+    """The Cython predictor reads ``X[:, feature_idx]`` and, for categorical splits, the bin mapper's bitsets: stages of
+    ``n_trees_per_iteration_`` TreePredictors splitting below ``n_features_in_``, categorical splits only on features
+    ``_bin_mapper`` flags, one flag per feature in both ``is_categorical_``, one baseline per tree of a stage."""
     np = ctx.np
     d = obj.__dict__
     predictors = d.get("_predictors")
