@@ -70,6 +70,19 @@ def test_encrypted_flag(tmp_path: Path) -> None:
     _refused(path, "encrypted")
 
 
+@pytest.mark.parametrize(("field_at", "value"), [(6, 1), (8, zipfile.ZIP_DEFLATED)], ids=["encrypted", "method"])
+def test_local_header_disagrees_with_central_directory(tmp_path: Path, field_at: int, value: int) -> None:
+    """Only the local header says "encrypted" (or deflated): zip tools that read local headers would see another
+    archive than the one verified, so the bundle is refused."""
+    path = _zip(tmp_path / "b.mlbundle", [("manifest.json", b"{}")])
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x03\x04")
+    (current,) = struct.unpack_from("<H", raw, at + field_at)
+    struct.pack_into("<H", raw, at + field_at, current | value)
+    path.write_bytes(bytes(raw))
+    _refused(path, "local header disagrees with the central directory")
+
+
 def test_declared_zip_bomb(tmp_path: Path) -> None:
     path = _zip(tmp_path / "b.mlbundle", [("model/model.joblib", b"\0" * (50 << 20))], zipfile.ZIP_DEFLATED)
     assert path.stat().st_size * MAX_COMPRESSION_RATIO < 50 << 20

@@ -190,6 +190,12 @@ class BundleReader:
         if fields[0] != _LOCAL_MAGIC:
             problems.append(f"member {info.filename!r}: bad local header")
             return -1
+        local_flags, local_method = int(fields[2]), int(fields[3])
+        if (local_flags & 0x1) != (info.flag_bits & 0x1) or local_method != info.compress_type:
+            # Other zip tools read the local header: one that says "encrypted" or another compression method than
+            # the central directory makes them see another archive than the one verified here.
+            problems.append(f"member {info.filename!r}: local header disagrees with the central directory "
+                            f"(encryption flag or compression method)")
         name_len, extra_len = int(fields[9]), int(fields[10])
         local_name = self._fh.read(name_len)
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
