@@ -108,3 +108,45 @@ def test_pack_refuses_the_narrow_scale_under_optimize(honest: dict[str, Path]) -
     assert WHERE in proc.stderr
     assert not out.exists()
     assert not list(honest["dir"].glob("hostile.mlbundle*"))
+
+
+def _crafted(kind: str) -> tuple[object, list[str]]:
+    """A real fitted transformer with one piece of state changed, and the exact problem paths expected."""
+    from sklearn.preprocessing import MaxAbsScaler, QuantileTransformer, RobustScaler
+
+    X = np.random.RandomState(0).uniform(size=(40, 5))
+    if kind == "honest-without-mean":
+        return StandardScaler(with_mean=False).fit(X), []
+    if kind == "mean-none-although-computed":
+        m = StandardScaler().fit(X)
+        m.mean_ = None
+        return m, ["model.mean_"]
+    if kind == "float-n-features-reported-once":
+        m = StandardScaler().fit(X)
+        m.n_features_in_ = 5.0
+        return m, ["model.n_features_in_"]
+    if kind == "object-scale":
+        m = MaxAbsScaler().fit(X)
+        m.scale_ = m.scale_.astype(object)
+        return m, ["model.scale_"]
+    if kind == "old-pickle-widths-disagree":
+        r = RobustScaler().fit(X)
+        del r.n_features_in_
+        r.scale_ = r.scale_[:3]
+        return r, ["model.scale_"]
+    q = QuantileTransformer(n_quantiles=10).fit(X)
+    q.quantiles_ = q.quantiles_[:, :2]
+    q.references_ = q.references_[:4]
+    return q, ["model.quantiles_", "model.references_"]
+
+
+@pytest.mark.parametrize("kind", ["honest-without-mean", "mean-none-although-computed",
+                                  "float-n-features-reported-once", "object-scale", "old-pickle-widths-disagree",
+                                  "quantiles-narrow"])
+def test_width_problems_name_each_attribute_once(kind: str) -> None:
+    from bundler.safety.allowlist import DEFAULT_ALLOWLIST
+    from bundler.safety.validators import validate_model
+
+    model, expected = _crafted(kind)
+    problems = validate_model(model, handed=None, allow=DEFAULT_ALLOWLIST)
+    assert [p.path for p in problems] == expected, problems

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundler.safety.validators.common import is_int, n_features_of
+from bundler.safety.validators.common import is_int
 from bundler.safety.validators.registry import validates
 from bundler.safety.validators.walker import Context, Node
 
@@ -52,11 +52,11 @@ def _width(ctx: Context, node: Node, attr: str, value: Any, ndim: int) -> int | 
 
 def _agree(ctx: Context, node: Node, obj: Any, widths: dict[str, int]) -> None:
     """Every width equals ``n_features_in_``; without it (an old pickle), the width of the first array."""
-    if "n_features_in_" in obj.__dict__:
-        expected = n_features_of(obj, node, ctx)
-        if expected is None:
-            return  # n_features_in_ itself is crafted: reported by n_features_of
-        source = "n_features_in_"
+    d = obj.__dict__
+    if "n_features_in_" in d:
+        if not is_int(d["n_features_in_"]):
+            return  # n_features_in_ itself is crafted: the check every scikit-learn object gets reports it
+        expected, source = int(d["n_features_in_"]), "n_features_in_"
     elif widths:
         first = next(iter(widths))
         expected, source = widths[first], first
