@@ -26,6 +26,7 @@ from bundler.errors import IntegrityError, UsageError
 
 __all__ = [
     "MAX_COMPRESSION_RATIO",
+    "MAX_DIRECTORY_BYTES",
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
     "MAX_NAME_BYTES",
@@ -42,10 +43,19 @@ MAX_MEMBER_BYTES = 64 << 30
 MAX_SMALL_MEMBER_BYTES = 16 << 20
 MAX_COMPRESSION_RATIO = 200
 MAX_NAME_BYTES = 1024
+#: The central directory is refused above this size before zipfile parses it: zipfile builds a Python object of some
+#: 400 bytes per entry, and an entry can be 46 bytes, so it is the directory's size that bounds memory, not the
+#: entry count an end record claims (a 94 MB directory of 2 million entries took 770 MB).
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * (46 + MAX_NAME_BYTES + 64)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
+_EOCD = struct.Struct("<4sHHHHIIH")
 _EOCD_MAGIC = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_LOCATOR_MAGIC = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
+_ZIP64_EOCD_MAGIC = b"PK\x06\x06"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _HAVE_PREADV = hasattr(os, "preadv")
 
@@ -114,6 +124,14 @@ class BundleReader:
     def _check_structure(self) -> dict[str, Member]:
         if self._size == 0:
             raise IntegrityError(f"{self.path}: not a bundle (empty file)")
+        declared = self._end_record()
+        if declared is not None:
+            entries, directory_bytes, _ = declared
+            if entries > MAX_MEMBERS:
+                raise IntegrityError(f"{self.path}: {entries} members, more than the limit of {MAX_MEMBERS}")
+            if directory_bytes > MAX_DIRECTORY_BYTES:
+                raise IntegrityError(f"{self.path}: central directory of {directory_bytes} bytes, more than the limit "
+                                     f"of {MAX_DIRECTORY_BYTES}")
         try:
             self._zip = zipfile.ZipFile(self._fh)
         except zipfile.BadZipFile as exc:
@@ -124,11 +142,20 @@ class BundleReader:
         problems: list[str] = []
         if len(infos) > MAX_MEMBERS:
             raise IntegrityError(f"{self.path}: {len(infos)} members, more than the limit of {MAX_MEMBERS}")
+        if declared is not None and self._zip.start_dir != declared[2]:
+            # zipfile shifts every offset by the difference (made for self-extracting stubs); a negative one would
+            # point local headers before the start of the file
+            shift = self._zip.start_dir - declared[2]
+            what = f"{shift} bytes before the first archive entry" if shift > 0 else \
+                f"the end record places the central directory {-shift} bytes past where it is"
+            raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=[f"{self.path}: {what}"])
         if self._zip.comment:
             problems.append("archive has a comment (bytes after the end of the archive)")
         self._fh.seek(self._size - 22)
         if self._fh.read(4) != _EOCD_MAGIC:
             problems.append("bytes after the end of the archive")
+        if declared is not None and declared[0] != len(infos):
+            problems.append(f"the end record declares {declared[0]} entries, the central directory holds {len(infos)}")
         members: dict[str, Member] = {}
         for info in infos:
             problems.extend(self._check_info(info, members))
@@ -139,6 +166,25 @@ class BundleReader:
             lines = [f"{self.path}: {p}" for p in problems]
             raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=lines)
         return members
+
+    def _end_record(self) -> tuple[int, int, int] | None:
+        """``(entries, size, offset)`` of the central directory as the end record declares them (the zip64 one when
+        its locator is there), found as zipfile finds it; None when there is none (zipfile then says why)."""
+        fd = self._fh.fileno()
+        tail_start = max(self._size - _EOCD.size - 0xFFFF, 0)
+        tail = os.pread(fd, self._size - tail_start, tail_start)
+        at = len(tail) - _EOCD.size if tail[-_EOCD.size:-_EOCD.size + 4] == _EOCD_MAGIC else tail.rfind(_EOCD_MAGIC)
+        if at < 0 or len(tail) - at < _EOCD.size:
+            return None
+        fields = _EOCD.unpack_from(tail, at)
+        entries, size, offset = int(fields[4]), int(fields[5]), int(fields[6])
+        locator_at = tail_start + at - _ZIP64_LOCATOR.size
+        if locator_at - _ZIP64_EOCD.size >= 0:
+            raw = os.pread(fd, _ZIP64_EOCD.size + _ZIP64_LOCATOR.size, locator_at - _ZIP64_EOCD.size)
+            if raw[_ZIP64_EOCD.size:_ZIP64_EOCD.size + 4] == _ZIP64_LOCATOR_MAGIC and raw[:4] == _ZIP64_EOCD_MAGIC:
+                fields64 = _ZIP64_EOCD.unpack_from(raw)
+                entries, size, offset = int(fields64[7]), int(fields64[8]), int(fields64[9])
+        return entries, size, offset
 
     def _check_info(self, info: zipfile.ZipInfo, members: dict[str, Member]) -> list[str]:
         name = info.filename
