@@ -121,7 +121,8 @@ class HmacKey:
 
     def check(self, signature: str, manifest_bytes: bytes) -> bool:
         expected = hmac.new(self.secret, manifest_bytes, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, signature)
+        # compare_digest raises TypeError on a str with non-ASCII characters: such a signature is simply wrong
+        return signature.isascii() and hmac.compare_digest(expected, signature)
 
 
 def _ed25519_key_id(raw_public: bytes) -> str:
@@ -308,7 +309,10 @@ def check_signature(signature_bytes: bytes, manifest_bytes: bytes, key: VerifyKe
     if scheme not in SCHEMES:
         problems.append(f"unknown signature scheme {scheme!r} (known: {', '.join(SCHEMES)})")
     digest = doc.get("manifest_sha256")
-    if not isinstance(digest, str) or not hmac.compare_digest(digest, sha256_bytes(manifest_bytes)):
+    # compare_digest raises TypeError on a str with non-ASCII characters: such a digest is simply wrong
+    actual = sha256_bytes(manifest_bytes)
+    digest_ok = isinstance(digest, str) and digest.isascii() and hmac.compare_digest(digest, actual)
+    if not digest_ok:
         problems.append(f"{SIGNATURE_NAME} does not match manifest.json (manifest altered or signature replaced)")
     signature = doc.get("signature")
     key_id = doc.get("key_id")
