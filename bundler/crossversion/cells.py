@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bundler.errors import UsageError
 
@@ -143,7 +143,7 @@ def version_key(version: str) -> tuple[int, Any, str]:
     """Sort key: PEP 440 order for versions (``1.10`` after ``1.9``), other labels ("not pinned") last."""
     try:
         return (0, Version(version), version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         return (1, Version("0"), version)
 
 

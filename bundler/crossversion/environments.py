@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bundler.environment.pins import Pin
 from bundler.errors import UsageError
@@ -66,7 +66,7 @@ def requested_spec(package: str, version: str) -> str:
     """``1.5`` -> ``scikit-learn==1.5.*`` (the newest 1.5.z); ``1.5.2`` -> ``scikit-learn==1.5.2``."""
     try:
         parsed = Version(version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         raise UsageError(f"{package} version {version!r} is not a version (X.Y or X.Y.Z)") from None
     if len(parsed.release) < 2:
         raise UsageError(f"{package} version {version!r} is not of the form X.Y or X.Y.Z")

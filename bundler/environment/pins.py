@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 __all__ = ["Pin", "parse_plain_pin", "pin_problems"]
 
@@ -41,7 +41,7 @@ def _check_version(version: str) -> str | None:
         return "not an exact version"
     try:
         Version(version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         return "not a PEP 440 version"
     return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bundler.environment.capture import normalize
 from bundler.errors import UsageError
@@ -107,7 +107,7 @@ class Mismatch:
 def _release(version: str) -> tuple[int, ...] | None:
     try:
         return Version(version).release
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         return None
 
 
@@ -118,7 +118,7 @@ def accepts(rule: str, expected: str, found: str) -> bool:
     if rule == "exact":
         try:
             return Version(found) == Version(expected)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
             return found == expected
     if rule in ("minor", "major"):
         want, have = _release(expected), _release(found)
@@ -127,11 +127,11 @@ def accepts(rule: str, expected: str, found: str) -> bool:
         width = 2 if rule == "minor" else 1
         pad = (0, 0)
         return (want + pad)[:width] == (have + pad)[:width]
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.specifiers import SpecifierSet
 
     try:
         return SpecifierSet(rule).contains(found, prereleases=True)
-    except (InvalidSpecifier, InvalidVersion):
+    except ValueError:  # InvalidSpecifier, InvalidVersion, or a number over int()'s digit limit
         return False
 
 

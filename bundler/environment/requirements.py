@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bundler.environment.capture import InstalledVersions, dist_info_folders, normalize
 from bundler.environment.policy import CONTAINER_LIBRARIES
@@ -233,7 +233,7 @@ def parse_pins(lines: Iterable[str]) -> dict[str, str]:
             continue
         try:
             Version(specs[0].version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
             bad.append(f"requirement {line!r} has an invalid version")
             continue
         pins[normalize(req.name)] = specs[0].version
@@ -295,7 +295,7 @@ def _disagreement(name: str, version: str, have: str | None) -> str | None:
     try:
         if Version(have) == Version(version):
             return None
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         if have == version:
             return None
     return f"the installed {name} is {have}"

@@ -36,7 +36,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bundler.environment.requirements import parse_pins
 from bundler.errors import UsageError
@@ -145,7 +145,7 @@ def parse_pylock(text: str, *, source: str = "pylock.toml") -> TargetEnvironment
         raise UsageError(f"{source}: no lock-version; not a PEP 751 lock file")
     try:
         major = Version(lock_version).major
-    except InvalidVersion as exc:
+    except ValueError as exc:  # InvalidVersion, or a number over int()'s digit limit
         raise UsageError(f"{source}: lock-version {lock_version!r} is not a version") from exc
     if major != 1:
         raise UsageError(f"{source}: lock-version {lock_version} is not supported (only 1.x)")
@@ -176,7 +176,7 @@ def parse_pylock(text: str, *, source: str = "pylock.toml") -> TargetEnvironment
             continue
         try:
             Version(version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
             errors.append(f"{where}: {name} has an invalid version {version!r}")
             continue
         _add(packages, name, version, where, errors)

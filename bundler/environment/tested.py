@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bundler.container.manifest import canonical_json, parse_json_document
@@ -138,7 +138,7 @@ def record_bytes(record: CompatRecord) -> bytes:
 def _version_key(version: str) -> tuple[int, Version | None, str]:
     try:
         return (0, Version(version), version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
         return (1, None, version)
 
 
