@@ -186,6 +186,10 @@ def behaviour_findings(model: Any, read_member: Callable[[str], bytes], info: Ma
         if method not in METHODS:
             problems.append(Finding(method, SAMPLE, f"{method}: not a method the behaviour check runs; ignored"))
             continue
+        outputs = spec.get("outputs", []) if isinstance(spec, Mapping) else []
+        if not isinstance(outputs, list):
+            problems.append(Finding(method, SAMPLE, f"{method}: stored outputs unreadable: not a list of arrays"))
+            continue
         func = _get_method(model, method)
         if func is None:
             problems.append(Finding(method, RAISES, f"{method}: the loaded model no longer has this method"))
@@ -198,7 +202,6 @@ def behaviour_findings(model: Any, read_member: Callable[[str], bytes], info: Ma
         except Exception as exc:  # noqa: BLE001 - a method that now raises is a behaviour difference
             problems.append(Finding(method, RAISES, f"{method}: now raises {one_line(exc)}"))
             continue
-        outputs = spec.get("outputs", []) if isinstance(spec, Mapping) else []
         if len(parts) != len(outputs):
             problems.append(Finding(method, DIFFERS, f"{method}: returned {len(parts)} arrays, {len(outputs)} were "
                                                      "stored"))
