@@ -197,8 +197,9 @@ def _print_record(record: CompatRecord, pinned: dict[str, str]) -> None:
         lines = b.differs + b.raises + ([b.error] if b.error else [])
         table.append((e.label(pinned), e.outcome, e.default_policy,
                       checked + (f": {lines[0]}" if lines else ": same"), e.python, e.bundler_version, e.tested_at))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
+    shown = [[printable(cell) for cell in row] for row in table]  # every cell but the header's is the bundle's
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    for row in shown:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 

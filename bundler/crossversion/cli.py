@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bundler.cli.commands import printable
 from bundler.crossversion.cells import BROKEN, DRIFT, Cell, counts
 from bundler.errors import UsageError
 from bundler.findings import EXIT_OK, Kind
@@ -182,7 +183,7 @@ def _record(args: argparse.Namespace, cells: list[Cell], checked: CheckedBundle,
     recorded = record_into_bundle(args.bundle, cells, signer=_signer(args), key=key.key if key else None,
                                   expected=checked.manifest)
     for line in recorded.skipped:
-        print(f"bundler: note: not recorded: {line}", file=sys.stderr)
+        print(f"bundler: note: not recorded: {printable(line)}", file=sys.stderr)
     total = len(recorded.record.environments)
     if not recorded.added:
         print(f"bundler: note: nothing was tested, so nothing was recorded; {args.bundle} is unchanged",
@@ -209,8 +210,8 @@ def _report(args: argparse.Namespace, cells: list[Cell], title: str, meta: dict[
         meta["duration_seconds"] = round(time.monotonic() - started, 1)
     for cell in cells:
         detail = cell.error or "; ".join((cell.differs + cell.raises)[:1])
-        print(f"{cell.model}: {cell.bundled} -> {cell.loaded}: {cell.status}" + (f" ({detail})" if detail else ""),
-              file=sys.stderr)
+        line = f"{cell.model}: {cell.bundled} -> {cell.loaded}: {cell.status}" + (f" ({detail})" if detail else "")
+        print(printable(line), file=sys.stderr)  # the details quote the bundle (or a cells file): escaped
     tally = {status: n for status, n in counts(cells).items() if n}
     print("matrix: " + ", ".join(f"{n} {status}" for status, n in tally.items()), file=sys.stderr)
     if args.reports:
