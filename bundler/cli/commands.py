@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from bundler.display import printable
 from bundler.errors import Hint, UsageError
 from bundler.findings import Kind
 
@@ -30,25 +31,6 @@ if TYPE_CHECKING:
     from bundler.environment.tested import CompatRecord
     from bundler.pipelines.report import Report
     from bundler.settings import Settings
-
-
-def printable(text: str) -> str:
-    """``text`` with every control, format, separator and surrogate character escaped (``\\x1b``, ``\\u202e``).
-
-    Messages quote what a bundle contains (global names, member names, manifest fields), and an attacker chooses
-    those: a newline would forge a second line (``bundler: OK``), an ANSI escape would rewrite the terminal, a
-    right-to-left override would reorder what the reader sees, and a lone surrogate cannot even be written to a
-    UTF-8 stream. One problem is one line, shown as the characters it really contains."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable() or ch == " ":
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(out)
 
 
 def err(line: str) -> None:

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bundler.cli.commands import printable
 from bundler.crossversion.cells import BROKEN, DRIFT, Cell, counts
+from bundler.display import printable
 from bundler.errors import UsageError
 from bundler.findings import EXIT_OK, Kind
 
