@@ -70,17 +70,44 @@ def test_encrypted_flag(tmp_path: Path) -> None:
     _refused(path, "encrypted")
 
 
-@pytest.mark.parametrize(("field_at", "value"), [(6, 1), (8, zipfile.ZIP_DEFLATED)], ids=["encrypted", "method"])
-def test_local_header_disagrees_with_central_directory(tmp_path: Path, field_at: int, value: int) -> None:
-    """Only the local header says "encrypted" (or deflated): zip tools that read local headers would see another
-    archive than the one verified, so the bundle is refused."""
+@pytest.mark.parametrize(("field_at", "fmt", "value"),
+                         [(6, "<H", 1), (8, "<H", zipfile.ZIP_DEFLATED), (14, "<I", 0x5A5A5A5A), (18, "<I", 1),
+                          (22, "<I", 1)],
+                         ids=["encrypted", "method", "crc", "compressed-size", "size"])
+def test_local_header_disagrees_with_central_directory(tmp_path: Path, field_at: int, fmt: str, value: int) -> None:
+    """Only the local header says "encrypted", deflated, another CRC or another size: zip tools that read local
+    headers would see another archive than the one verified, so the bundle is refused."""
     path = _zip(tmp_path / "b.mlbundle", [("manifest.json", b"{}")])
     raw = bytearray(path.read_bytes())
     at = raw.find(b"PK\x03\x04")
-    (current,) = struct.unpack_from("<H", raw, at + field_at)
-    struct.pack_into("<H", raw, at + field_at, current | value)
+    (current,) = struct.unpack_from(fmt, raw, at + field_at)
+    struct.pack_into(fmt, raw, at + field_at, current ^ value)
     path.write_bytes(bytes(raw))
     _refused(path, "local header disagrees with the central directory")
+
+
+@pytest.mark.parametrize("where", ["between-entries", "before-directory"])
+def test_gap_that_hides_a_local_header(tmp_path: Path, where: str) -> None:
+    """Bytes between entries (here a whole extra local header and member) that the central directory does not
+    list: a tool reading from the front would take them for one more member."""
+    hidden = b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, 0, 4, 4, 8, 0) + b"evil.txt" + b"EVIL"
+    path = _zip(tmp_path / "b.mlbundle", [("manifest.json", b"{}"), ("requirements.txt", b"")])
+    with zipfile.ZipFile(path) as zf:
+        second, directory = zf.infolist()[1].header_offset, zf.start_dir
+    raw = bytearray(path.read_bytes())
+    at = second if where == "between-entries" else directory
+    raw[at:at] = hidden
+    central = raw.find(b"PK\x01\x02", directory)
+    if where == "between-entries":  # the second central entry's local header offset moves with it
+        entry = raw.find(b"PK\x01\x02", central + 4)
+        struct.pack_into("<I", raw, entry + 42, second + len(hidden))
+    end = raw.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", raw, end + 16, directory + len(hidden))
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as zf:  # a well-formed zip that lists two members, the hidden one not among them
+        assert [i.filename for i in zf.infolist()] == ["manifest.json", "requirements.txt"]
+    expected = "bytes between entries" if where == "between-entries" else "bytes between the last entry"
+    _refused(path, expected)
 
 
 def test_declared_zip_bomb(tmp_path: Path) -> None:

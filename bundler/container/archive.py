@@ -171,8 +171,13 @@ class BundleReader:
         """``(entries, size, offset)`` of the central directory as the end record declares them (the zip64 one when
         its locator is there), found as zipfile finds it; None when there is none (zipfile then says why)."""
         fd = self._fh.fileno()
-        tail_start = max(self._size - _EOCD.size - 0xFFFF, 0)
+        # The end record alone first: a bundle has no archive comment, and reading up to 64 KiB of comment space
+        # would read payload bytes of a small bundle a second time (load reads them once, to verify).
+        tail_start = max(self._size - _EOCD.size, 0)
         tail = os.pread(fd, self._size - tail_start, tail_start)
+        if tail[:4] != _EOCD_MAGIC:  # a comment follows the end record (refused later): search as zipfile does
+            tail_start = max(self._size - _EOCD.size - 0xFFFF, 0)
+            tail = os.pread(fd, self._size - tail_start, tail_start)
         at = len(tail) - _EOCD.size if tail[-_EOCD.size:-_EOCD.size + 4] == _EOCD_MAGIC else tail.rfind(_EOCD_MAGIC)
         if at < 0 or len(tail) - at < _EOCD.size:
             return None
@@ -237,11 +242,15 @@ class BundleReader:
             problems.append(f"member {info.filename!r}: bad local header")
             return -1
         local_flags, local_method = int(fields[2]), int(fields[3])
-        if (local_flags & 0x1) != (info.flag_bits & 0x1) or local_method != info.compress_type:
-            # Other zip tools read the local header: one that says "encrypted" or another compression method than
-            # the central directory makes them see another archive than the one verified here.
+        local_crc, local_sizes = int(fields[6]), (int(fields[7]), int(fields[8]))
+        # Other zip tools read the local header: one that says "encrypted", another compression method, CRC or size
+        # than the central directory makes them see another archive than the one verified here. Sizes and CRC are
+        # compared unless a data descriptor carries them (flag bit 3) or zip64 does (0xFFFFFFFF).
+        described = local_flags & 0x8 or 0xFFFFFFFF in local_sizes
+        if (local_flags & 0x1) != (info.flag_bits & 0x1) or local_method != info.compress_type or \
+                (not described and (local_crc != info.CRC or local_sizes != (info.compress_size, info.file_size))):
             problems.append(f"member {info.filename!r}: local header disagrees with the central directory "
-                            f"(encryption flag or compression method)")
+                            f"(encryption flag, compression method, CRC or sizes)")
         name_len, extra_len = int(fields[9]), int(fields[10])
         local_name = self._fh.read(name_len)
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
@@ -250,8 +259,23 @@ class BundleReader:
         return info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
 
     def _check_layout(self, members: list[Member]) -> list[str]:
-        """Entries must not overlap each other or the central directory (overlapping entries are a zip bomb trick)."""
+        """Entries must not overlap each other or the central directory (overlapping entries are a zip bomb trick),
+        and must follow each other with nothing between them: bytes in a gap could hold a local header that tools
+        reading the archive from the front take for one more member, which this reader never checked."""
         problems: list[str] = []
+        if members and all(m.data_offset >= 0 for m in members):
+            ends = {m.name: m.data_offset + m.compressed_size for m in members}
+            expected = 0
+            for info in sorted(self._zip.infolist(), key=lambda i: i.header_offset):
+                slack = 24 if info.flag_bits & 0x8 else 0  # a data descriptor: 12 to 24 bytes after the data
+                if not expected <= info.header_offset <= expected + slack:
+                    problems.append(f"{info.header_offset - expected} bytes between entries before member "
+                                    f"{info.filename!r}")
+                expected = ends.get(info.filename, expected)
+            last = max(self._zip.infolist(), key=lambda i: i.header_offset)
+            if not expected <= self._zip.start_dir <= expected + (24 if last.flag_bits & 0x8 else 0):
+                problems.append(f"{self._zip.start_dir - expected} bytes between the last entry and the central "
+                                f"directory")
         spans = sorted((m.data_offset, m.data_offset + m.compressed_size, m.name)
                        for m in members if m.data_offset >= 0)
         central_start = self._zip.start_dir
