@@ -49,6 +49,25 @@ def test_verify_json_is_one_document(packed: Path, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["ok"] is False
 
 
+@pytest.mark.parametrize("verb", ["inspect", "verify", "requirements"])
+def test_closed_stdout_exits_as_sigpipe_without_traceback(packed: Path, verb: str) -> None:
+    """``bundler inspect B | head -1``: the reader is gone before bundler writes. Not an internal error (1)."""
+    import os
+
+    from bundler.cli.main import EXIT_BROKEN_PIPE
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bundler", verb, str(packed)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == EXIT_BROKEN_PIPE == 141, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Exception ignored" not in proc.stderr
+
+
 def test_verify_does_not_import_heavy_modules(packed: Path) -> None:
     code = ("import sys; from bundler.cli import main; rc = main(['verify', sys.argv[1], '-q']); "
             "heavy = sorted(m for m in ('sklearn', 'numpy', 'joblib', 'scipy', 'pandas', 'pyarrow', 'tqdm') "

@@ -22,7 +22,10 @@ from bundler.cli.parser import build_parser
 from bundler.errors import BundleError, BundlerWarning
 from bundler.findings import EXIT_INTERNAL, Kind
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
+
+#: Exit code when stdout's reader has gone: what a shell reports for a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def _warning_printer(quiet: bool) -> Callable[..., None]:
@@ -85,7 +88,9 @@ def _run(args_list: list[str], debug: bool) -> int:
         quiet_output = args.quiet or getattr(args, "json", False)
         progress.enable(sys.stderr if sys.stderr.isatty() and not quiet_output else None)
         try:
-            return func(args)
+            code = func(args)
+            sys.stdout.flush()  # here, so that a reader that went away is seen by the handler below
+            return code
         finally:
             progress.enable(None)
     except BundleError as exc:
@@ -103,8 +108,11 @@ def _run(args_list: list[str], debug: bool) -> int:
         err("interrupted; nothing was left half-written")
         return 130
     except BrokenPipeError:
+        # The reader of stdout went away (``bundler inspect B | head -1``): not a bug and not the bundle's fault.
+        # Exit as a tool killed by SIGPIPE would (128 + 13), with stdout pointed at /dev/null so that the
+        # interpreter's last flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INTERNAL
+        return EXIT_BROKEN_PIPE
     except SystemExit as exc:  # argparse --help / --version
         return int(exc.code or 0) if isinstance(exc.code, int) else Kind.USAGE.exit_code
     except Exception as exc:  # noqa: BLE001 - the CLI's last resort: a bug becomes one line and exit 1, never a traceback
