@@ -132,6 +132,19 @@ def nmf(obj: Any, node: Node, ctx: Context) -> None:
         _equal(ctx, node, "_n_components", d["_n_components"], int(components.shape[0]))
 
 
+@validates("sklearn.manifold._locally_linear.LocallyLinearEmbedding")
+def locally_linear_embedding(obj: Any, node: Node, ctx: Context) -> None:
+    """``transform`` allocates ``np.empty((n_samples, n_components))`` and fills each row with a combination of rows of
+    ``embedding_`` (broadcast: a one-column embedding fills all of it): ``n_components`` must be the embedding's
+    width."""
+    d = obj.__dict__
+    embedding = d.get("embedding_")
+    if embedding is None:
+        return
+    if array_ok(ctx, node, "embedding_", embedding, ndim=2, kinds="f"):
+        _equal(ctx, node, "n_components", d.get("n_components"), int(embedding.shape[1]))
+
+
 def isolation_forest_sizes(obj: Any, node: Node, ctx: Context) -> None:
     """``score_samples`` sizes its chunks from ``_max_features`` (a negative one loops forever)."""
     if "_max_features" not in obj.__dict__:

@@ -12,7 +12,8 @@
 * Ensembles: every sub-estimator expects exactly the columns the ensemble feeds it (its own ``n_features_in_``, or
   the size of its feature subset for bagging and isolation forests, whose subsets must index the input); gradient
   boosting's ``estimators_`` is the 2-D object array of regression trees ``predict_stages`` walks, with one column
-  per output it writes.
+  per output it writes, into raw predictions its init estimator must make that wide; a forest's ``n_outputs_``
+  (which sizes its prediction buffer) is its trees'.
 * Histogram gradient boosting: every ``TreePredictor``'s node array has the installed node layout, the same child
   rule, features below ``n_features_in_``, categorical splits only on categorical features and bitset indices inside
   both bitset tables; the bin mapper's categorical tables agree with the estimator's.
@@ -211,6 +212,23 @@ def _expect_features(ctx: Context, node: Node, sub: Any, key: str, expected: int
         ctx.fail(node, f"sub-estimator expects {shown(value)} features, but is fed {expected}", key)
 
 
+def _expect_outputs(ctx: Context, node: Node, obj: Any, subs: list[Any]) -> None:
+    """The ensemble's ``n_outputs_``, which sizes its prediction buffers, is the outputs its trees predict."""
+    d = obj.__dict__
+    if "n_outputs_" not in d:
+        return
+    value = d["n_outputs_"]
+    if not is_int(value) or int(value) < 1:
+        ctx.fail(node, f"must be a positive integer, not {shown(value)}", "n_outputs_")
+        return
+    for i, sub in enumerate(subs):
+        own = getattr(sub, "__dict__", {}).get("n_outputs_")
+        if is_int(own) and int(own) != int(value):
+            ctx.fail(node, f"is {int(value)} but estimators_[{i}] predicts {int(own)} output(s) (it sizes every "
+                           "prediction's buffer)", "n_outputs_")
+            return
+
+
 def _sub_estimators(ctx: Context, node: Node, obj: Any, attr: str) -> list[Any] | None:
     subs = obj.__dict__.get(attr)
     if subs is None:
@@ -229,9 +247,11 @@ def _sub_estimators(ctx: Context, node: Node, obj: Any, attr: str) -> list[Any] 
     "sklearn.ensemble._forest.RandomTreesEmbedding",
 )
 def forest(obj: Any, node: Node, ctx: Context) -> None:
-    """Prediction feeds every tree the forest's input with ``check_input=False`` and sizes its jobs by ``n_estimators``:
-    ``estimators_`` must be a list of tree estimators expecting the forest's ``n_features_in_``, and ``n_estimators``
-    their number."""
+    """Prediction feeds every tree the forest's input with ``check_input=False``, sizes its jobs by ``n_estimators``
+    and its output by ``n_outputs_`` (``np.zeros((n_samples, n_outputs_))`` for a regressor, ``np.empty`` for a
+    classifier: a crafted count asks for terabytes, or fills them on a one-row input): ``estimators_`` must be a list
+    of tree estimators expecting the forest's ``n_features_in_``, ``n_estimators`` their number and ``n_outputs_``
+    their outputs."""
     subs = _sub_estimators(ctx, node, obj, "estimators_")
     if subs is None:
         return
@@ -244,6 +264,7 @@ def forest(obj: Any, node: Node, ctx: Context) -> None:
             ctx.fail(node, f"holds a {qualname(sub)}, not a tree", f"estimators_[{i}]")
             continue
         _expect_features(ctx, node, sub, f"estimators_[{i}].n_features_in_", n_features)
+    _expect_outputs(ctx, node, obj, subs)
     count = obj.__dict__.get("n_estimators")
     if not is_int(count) or int(count) != len(subs):
         ctx.fail(node, f"is {shown(count)} but the forest holds {len(subs)} trees (it sizes every prediction's jobs)",
@@ -336,6 +357,7 @@ def gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
     n_stages = obj.__dict__.get("n_estimators_")
     if n_stages is not None and (not is_int(n_stages) or int(n_stages) != est.shape[0]):
         ctx.fail(node, f"has {est.shape[0]} stages, n_estimators_ says {shown(n_stages)}", "estimators_")
+    _init_width(ctx, node, obj, int(est.shape[1]))
     for (i, j), sub in np.ndenumerate(est):
         key = f"estimators_[{i}, {j}]"
         if qualname(sub) != "sklearn.tree._classes.DecisionTreeRegressor":
@@ -345,6 +367,56 @@ def gradient_boosting(obj: Any, node: Node, ctx: Context) -> None:
         t = sub.__dict__.get("tree_")
         if qualname(t) == TREE and (int(t.n_features) != n_features or int(t.n_outputs) != 1):
             ctx.fail(node, "tree does not split the model's features with one output", f"{key}.tree_")
+
+
+_DUMMY_CLASSIFIER = "sklearn.dummy.DummyClassifier"
+_DUMMY_REGRESSOR = "sklearn.dummy.DummyRegressor"
+
+
+def _init_width(ctx: Context, node: Node, obj: Any, k: int) -> None:
+    """``predict_stages`` (Cython) adds tree ``j`` of every stage into column ``j`` of the raw predictions that the
+    init estimator made (``init_.predict_proba(X)`` for a multiclass classifier, one column otherwise), unchecked: a
+    3-class model whose init predicts fewer columns writes past them (heap corruption). ``"zero"`` makes exactly ``k``
+    columns; the init scikit-learn fits by default (a ``DummyClassifier``/``DummyRegressor``) must predict ``k`` columns
+    by its own state; any other init estimator must at least say it does (``classes_`` per column, positive
+    ``n_outputs_``)."""
+    np = ctx.np
+    d = obj.__dict__
+    init = d.get("init_")
+    if init is None or (type(init) is str and init == "zero"):
+        return
+    classifier = qualname(obj) == "sklearn.ensemble._gb.GradientBoostingClassifier"
+    idict = getattr(init, "__dict__", None)
+    if type(init) is str or not isinstance(idict, dict):
+        ctx.fail(node, f"must be 'zero' or a fitted estimator, not {shown(init)}", "init_")
+        return
+    if classifier:
+        multiclass = getattr(d.get("_loss"), "is_multiclass", None)
+        if type(multiclass) is not bool:
+            ctx.fail(node, "must be a scikit-learn loss (is_multiclass a bool)", "_loss")
+            return
+        if not multiclass:  # the positive class's probability: one column
+            if k != 1:
+                ctx.fail(node, f"a two-class loss makes one column of raw predictions, the stages write {k}", "_loss")
+            return
+        classes = idict.get("classes_")
+        width = len(classes) if isinstance(classes, np.ndarray) and classes.ndim == 1 else None
+        if qualname(init) == _DUMMY_CLASSIFIER:
+            prior = idict.get("class_prior_")
+            if idict.get("n_outputs_") != 1 or not isinstance(prior, np.ndarray) or prior.shape != (width,):
+                width = None
+        if width != k:
+            ctx.fail(node, f"must predict probabilities for the {k} classes each stage writes (a narrower init "
+                           "makes predict_stages write past its predictions)", "init_")
+        return
+    outputs = idict.get("n_outputs_", 1)
+    if not is_int(outputs) or int(outputs) < 1:
+        ctx.fail(node, f"init estimator predicts {shown(outputs)} outputs; the stages write {k}", "init_.n_outputs_")
+        return
+    if qualname(init) == _DUMMY_REGRESSOR:
+        constant = idict.get("constant_")
+        if not isinstance(constant, np.ndarray) or constant.shape != (1, int(outputs)):
+            ctx.fail(node, f"must be one row of {int(outputs)} constant(s)", "init_.constant_")
 
 
 # -- histogram gradient boosting -------------------------------------------------------------------------------------
