@@ -1,7 +1,7 @@
 """State validation of a deserialized model before it is returned: every native-backed object is checked.
 
 ``validate_model`` walks the whole object graph (``walker``) and runs the validator registered for each object's
-exact class (``registry``; the family modules ``trees``, ``neighbors``, ``sparse``, ``sizes``, ``widths``,
+exact class (``registry``; the family modules ``trees``, ``neighbors``, ``sparse``, ``sizes``, ``widths``, ``linear``,
 ``more``, ``thirdparty`` and ``misc`` register them). It returns every problem found, each with the attribute path
 from the model's root, so that a refusal names where the crafted state is
 (``model.estimators_[3].tree_: split feature indices outside [0, 4)``).
@@ -24,10 +24,10 @@ def validate_model(model: Any, *, handed: Mapping[int, str] | None, allow: Any,
     ``None`` (an object built in this process, not loaded) the classes and functions it holds are not judged."""
     import numpy as np
 
-    from bundler.safety.validators import misc, more, neighbors, sizes, sparse, thirdparty, trees, widths
+    from bundler.safety.validators import linear, misc, more, neighbors, sizes, sparse, thirdparty, trees, widths
     from bundler.safety.validators.registry import BATCH_VALIDATORS, VALIDATORS
 
-    del more, neighbors, sizes, sparse, thirdparty, trees, widths  # imported for their registrations
+    del linear, more, neighbors, sizes, sparse, thirdparty, trees, widths  # imported for their registrations
     ctx = Context(np=np, handed=handed or {}, may_hold=allow.may_hold, placements=allow.placements,
                   validators=VALIDATORS, max_objects=max_objects, generic=misc.generic_sklearn,
                   batch_validators=BATCH_VALIDATORS)
