@@ -6,7 +6,7 @@ from typing import Any, SupportsInt, TypeGuard
 
 from bundler.safety.validators.walker import Context, Node
 
-__all__ = ["array_ok", "as_index", "estimator_owner", "int_attr", "is_int", "n_features_of", "shown"]
+__all__ = ["array_ok", "as_index", "estimator_owner", "int_attr", "is_int", "is_sparse", "n_features_of", "shown"]
 
 MAX_DIM = 1 << 31
 
@@ -16,6 +16,11 @@ def is_int(value: Any) -> TypeGuard[SupportsInt]:
     import numpy as np
 
     return (type(value) is int or isinstance(value, np.integer)) and not isinstance(value, bool)
+
+
+def is_sparse(value: Any) -> bool:
+    """A scipy sparse matrix or array (its own validator checks its internals)."""
+    return type(value).__module__.startswith("scipy.sparse")
 
 
 def shown(value: Any) -> str:

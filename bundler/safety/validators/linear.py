@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundler.safety.validators.common import is_int
+from bundler.safety.validators.common import array_ok, is_int, is_sparse
 from bundler.safety.validators.registry import validates
 from bundler.safety.validators.walker import Context, Node
 
@@ -48,19 +48,13 @@ REGRESSORS = (
 
 def _coef_shape(ctx: Context, node: Node, coef: Any) -> tuple[int, ...] | None:
     """The shape of ``coef_`` (a numpy array, or a scipy sparse matrix after ``sparsify()``), or None (reported)."""
-    np = ctx.np
-    shape = getattr(coef, "shape", None) if isinstance(coef, np.ndarray) or _is_sparse(coef) else None
+    if not is_sparse(coef):
+        return tuple(int(s) for s in coef.shape) if array_ok(ctx, node, "coef_", coef, kinds="f") else None
+    shape = getattr(coef, "shape", None)
     if type(shape) is not tuple or not all(is_int(s) for s in shape):
-        ctx.fail(node, f"must be a numpy array or a sparse matrix, not {type(coef).__name__}", "coef_")
-        return None
-    if isinstance(coef, np.ndarray) and coef.dtype.kind != "f":
-        ctx.fail(node, f"must hold floats, not {coef.dtype}", "coef_")
+        ctx.fail(node, f"is a {type(coef).__name__} without a shape", "coef_")
         return None
     return tuple(int(s) for s in shape)
-
-
-def _is_sparse(value: Any) -> bool:
-    return type(value).__module__.startswith("scipy.sparse.")
 
 
 def _columns(ctx: Context, node: Node, obj: Any, shape: tuple[int, ...]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bundler.safety.validators.common import array_ok, as_index, int_attr, is_int, n_features_of
+from bundler.safety.validators.common import array_ok, as_index, int_attr, is_int, is_sparse, n_features_of
 from bundler.safety.validators.registry import validates
 from bundler.safety.validators.walker import Context, Node
 
@@ -113,7 +113,7 @@ def libsvm_model(obj: Any, node: Node, ctx: Context) -> None:
     n_features = n_features_of(obj, node, ctx)
     shape = getattr(sv, "shape", None)
     if sparse:
-        if not type(sv).__module__.startswith("scipy.sparse"):
+        if not is_sparse(sv):
             ctx.fail(node, "must be a sparse matrix for a model fitted on sparse data", "support_vectors_")
             return
     elif not array_ok(ctx, node, "support_vectors_", sv, ndim=2, kinds="f", contiguous=True):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bundler.safety.validators.common import array_ok, as_index, int_attr, n_features_of
+from bundler.safety.validators.common import array_ok, as_index, int_attr, is_sparse, n_features_of
 from bundler.safety.validators.registry import validates
 from bundler.safety.validators.walker import Context, Node, qualname
 
@@ -187,7 +187,7 @@ def neighbors_estimator(obj: Any, node: Node, ctx: Context) -> None:
         ctx.fail(node, "must be an integer on a fitted model", "n_features_in_")
         return
     shape = getattr(fit_x, "shape", None)
-    if not (isinstance(fit_x, np.ndarray) and fit_x.ndim == 2) and not _is_sparse(fit_x):
+    if not (isinstance(fit_x, np.ndarray) and fit_x.ndim == 2) and not is_sparse(fit_x):
         ctx.fail(node, f"must be a 2-D array or sparse matrix, not {type(fit_x).__name__}", "_fit_X")
         return
     if shape is None or len(shape) != 2 or shape[1] != n_features:
@@ -246,10 +246,6 @@ def _labels_index_classes(ctx: Context, node: Node, y: Any, classes: Any, n_rows
         if col.size and (int(col.min()) < 0 or int(col.max()) >= count):
             ctx.fail(node, f"labels outside [0, {count}) (the classes)", "_y")
             return
-
-
-def _is_sparse(x: Any) -> bool:
-    return type(x).__module__.startswith("scipy.sparse")
 
 
 @validates("sklearn.neighbors._kde.KernelDensity")

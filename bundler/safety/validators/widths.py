@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundler.safety.validators.common import is_int
+from bundler.safety.validators.common import array_ok, is_int
 from bundler.safety.validators.registry import validates
-from bundler.safety.validators.walker import Context, Node
+from bundler.safety.validators.walker import Context, Node, qualname
 
 __all__ = ["PER_FEATURE", "feature_widths", "quantile_widths"]
 
@@ -41,13 +41,7 @@ def _unset_allowed(obj: Any, switch: str | None) -> bool:
 
 def _width(ctx: Context, node: Node, attr: str, value: Any, ndim: int) -> int | None:
     """The feature width of one array attribute (its last axis), or None when it is not a float array of ``ndim``."""
-    np = ctx.np
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.ndim != ndim:
-        shape = getattr(value, "shape", None) if isinstance(value, np.ndarray) else None
-        what = f"array of dtype {value.dtype} and shape {shape}" if shape is not None else type(value).__name__
-        ctx.fail(node, f"must be a {ndim}-D float array with one value per feature, not {what}", attr)
-        return None
-    return int(value.shape[-1])
+    return int(value.shape[-1]) if array_ok(ctx, node, attr, value, ndim=ndim, kinds="f") else None
 
 
 def _agree(ctx: Context, node: Node, obj: Any, widths: dict[str, int]) -> None:
@@ -71,9 +65,8 @@ def _agree(ctx: Context, node: Node, obj: Any, widths: dict[str, int]) -> None:
 def feature_widths(obj: Any, node: Node, ctx: Context) -> None:
     """One value per input feature in every per-feature statistic of a scaler or power transformer."""
     d = obj.__dict__
-    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
     widths: dict[str, int] = {}
-    for attr, switch in PER_FEATURE[name].items():
+    for attr, switch in PER_FEATURE[qualname(obj)].items():
         if attr not in d:
             continue
         value = d[attr]
