@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from bundler.errors import IntegrityError, UsageError
 
@@ -69,6 +69,15 @@ class Member:
     compressed_size: int
     data_offset: int
     stored: bool
+
+
+class _EndRecord(NamedTuple):
+    """What the end of central directory record declares, and whether it is the file's last 22 bytes."""
+
+    entries: int
+    size: int
+    offset: int
+    at_end: bool
 
 
 def check_input_file(path: str | os.PathLike[str]) -> Path:
@@ -126,11 +135,10 @@ class BundleReader:
             raise IntegrityError(f"{self.path}: not a bundle (empty file)")
         declared = self._end_record()
         if declared is not None:
-            entries, directory_bytes, _ = declared
-            if entries > MAX_MEMBERS:
-                raise IntegrityError(f"{self.path}: {entries} members, more than the limit of {MAX_MEMBERS}")
-            if directory_bytes > MAX_DIRECTORY_BYTES:
-                raise IntegrityError(f"{self.path}: central directory of {directory_bytes} bytes, more than the limit "
+            if declared.entries > MAX_MEMBERS:
+                raise IntegrityError(f"{self.path}: {declared.entries} members, more than the limit of {MAX_MEMBERS}")
+            if declared.size > MAX_DIRECTORY_BYTES:
+                raise IntegrityError(f"{self.path}: central directory of {declared.size} bytes, more than the limit "
                                      f"of {MAX_DIRECTORY_BYTES}")
         try:
             self._zip = zipfile.ZipFile(self._fh)
@@ -142,20 +150,21 @@ class BundleReader:
         problems: list[str] = []
         if len(infos) > MAX_MEMBERS:
             raise IntegrityError(f"{self.path}: {len(infos)} members, more than the limit of {MAX_MEMBERS}")
-        if declared is not None and self._zip.start_dir != declared[2]:
+        if declared is not None and self._zip.start_dir != declared.offset:
             # zipfile shifts every offset by the difference (made for self-extracting stubs); a negative one would
             # point local headers before the start of the file
-            shift = self._zip.start_dir - declared[2]
+            shift = self._zip.start_dir - declared.offset
             what = f"{shift} bytes before the first archive entry" if shift > 0 else \
                 f"the end record places the central directory {-shift} bytes past where it is"
             raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=[f"{self.path}: {what}"])
         if self._zip.comment:
             problems.append("archive has a comment (bytes after the end of the archive)")
-        self._fh.seek(self._size - 22)
-        if self._fh.read(4) != _EOCD_MAGIC:
+        # zipfile found an end record, so _end_record did too (it searches the same way): None only fails closed
+        if declared is None or not declared.at_end:
             problems.append("bytes after the end of the archive")
-        if declared is not None and declared[0] != len(infos):
-            problems.append(f"the end record declares {declared[0]} entries, the central directory holds {len(infos)}")
+        if declared is not None and declared.entries != len(infos):
+            problems.append(f"the end record declares {declared.entries} entries, the central directory holds "
+                            f"{len(infos)}")
         members: dict[str, Member] = {}
         for info in infos:
             problems.extend(self._check_info(info, members))
@@ -167,9 +176,9 @@ class BundleReader:
             raise IntegrityError(f"{self.path}: unsafe or corrupt archive", problems=lines)
         return members
 
-    def _end_record(self) -> tuple[int, int, int] | None:
-        """``(entries, size, offset)`` of the central directory as the end record declares them (the zip64 one when
-        its locator is there), found as zipfile finds it; None when there is none (zipfile then says why)."""
+    def _end_record(self) -> _EndRecord | None:
+        """The central directory as the end record declares it (the zip64 one when its locator is there), found as
+        zipfile finds it; None when there is none (zipfile then says why)."""
         fd = self._fh.fileno()
         # The end record alone first: a bundle has no archive comment, and reading up to 64 KiB of comment space
         # would read payload bytes of a small bundle a second time (load reads them once, to verify).
@@ -189,7 +198,7 @@ class BundleReader:
             if raw[_ZIP64_EOCD.size:_ZIP64_EOCD.size + 4] == _ZIP64_LOCATOR_MAGIC and raw[:4] == _ZIP64_EOCD_MAGIC:
                 fields64 = _ZIP64_EOCD.unpack_from(raw)
                 entries, size, offset = int(fields64[7]), int(fields64[8]), int(fields64[9])
-        return entries, size, offset
+        return _EndRecord(entries, size, offset, at_end=tail_start + at == self._size - _EOCD.size)
 
     def _check_info(self, info: zipfile.ZipInfo, members: dict[str, Member]) -> list[str]:
         name = info.filename
