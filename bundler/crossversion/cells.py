@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from packaging.version import Version
-
+from bundler.environment.versions import version_key
 from bundler.errors import UsageError
 
 __all__ = [
@@ -137,14 +136,6 @@ def counts(cells: Iterable[Cell]) -> dict[str, int]:
     for cell in cells:
         out[cell.status] += 1
     return out
-
-
-def version_key(version: str) -> tuple[int, Any, str]:
-    """Sort key: PEP 440 order for versions (``1.10`` after ``1.9``), other labels ("not pinned") last."""
-    try:
-        return (0, Version(version), version)
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
-        return (1, Version("0"), version)
 
 
 _FIELDS = {f.name for f in fields(Cell)}

@@ -26,6 +26,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from bundler.environment.pins import Pin
+from bundler.environment.versions import parse_version
 from bundler.errors import UsageError
 
 __all__ = ["EnvBuilder", "EnvPlan", "InstallError", "Installer", "find_uv", "plan_environment", "venv_python"]
@@ -64,10 +65,9 @@ def venv_python(env: Path) -> Path:
 
 def requested_spec(package: str, version: str) -> str:
     """``1.5`` -> ``scikit-learn==1.5.*`` (the newest 1.5.z); ``1.5.2`` -> ``scikit-learn==1.5.2``."""
-    try:
-        parsed = Version(version)
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
-        raise UsageError(f"{package} version {version!r} is not a version (X.Y or X.Y.Z)") from None
+    parsed = parse_version(version)
+    if parsed is None:
+        raise UsageError(f"{package} version {version!r} is not a version (X.Y or X.Y.Z)")
     if len(parsed.release) < 2:
         raise UsageError(f"{package} version {version!r} is not of the form X.Y or X.Y.Z")
     return f"{package}=={version}.*" if len(parsed.release) == 2 and str(parsed) == version else f"{package}=={version}"

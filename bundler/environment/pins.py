@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from packaging.version import Version
+from bundler.environment.versions import parse_version
 
 __all__ = ["Pin", "parse_plain_pin", "pin_problems"]
 
@@ -39,9 +39,7 @@ class Pin:
 def _check_version(version: str) -> str | None:
     if not version or version.strip() != version or "*" in version:
         return "not an exact version"
-    try:
-        Version(version)
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
+    if parse_version(version) is None:
         return "not a PEP 440 version"
     return None
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.version import Version
-
 from bundler.environment.capture import normalize
+from bundler.environment.versions import parse_version
 from bundler.errors import UsageError
 
 __all__ = [
@@ -105,10 +104,8 @@ class Mismatch:
 
 
 def _release(version: str) -> tuple[int, ...] | None:
-    try:
-        return Version(version).release
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
-        return None
+    parsed = parse_version(version)
+    return None if parsed is None else parsed.release
 
 
 def accepts(rule: str, expected: str, found: str) -> bool:
@@ -116,10 +113,10 @@ def accepts(rule: str, expected: str, found: str) -> bool:
     if rule == "none":
         return True
     if rule == "exact":
-        try:
-            return Version(found) == Version(expected)
-        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
+        found_v, expected_v = parse_version(found), parse_version(expected)
+        if found_v is None or expected_v is None:
             return found == expected
+        return found_v == expected_v
     if rule in ("minor", "major"):
         want, have = _release(expected), _release(found)
         if want is None or have is None:

@@ -27,11 +27,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.version import Version
-
 from bundler.environment.capture import InstalledVersions, dist_info_folders, normalize
 from bundler.environment.policy import CONTAINER_LIBRARIES
 from bundler.environment.runtime import base_modules
+from bundler.environment.versions import parse_version
 from bundler.errors import Hint, UsageError
 
 __all__ = [
@@ -231,9 +230,7 @@ def parse_pins(lines: Iterable[str]) -> dict[str, str]:
         if req.url or req.marker or req.extras or not exact:
             bad.append(f"requirement {line!r} must be an exact pin 'name==version'")
             continue
-        try:
-            Version(specs[0].version)
-        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
+        if parse_version(specs[0].version) is None:
             bad.append(f"requirement {line!r} has an invalid version")
             continue
         pins[normalize(req.name)] = specs[0].version
@@ -292,12 +289,10 @@ def user_pins(requirements: Iterable[str] = (), forced: Iterable[str] = ()) -> U
 def _disagreement(name: str, version: str, have: str | None) -> str | None:
     if have is None:
         return f"{name} is not installed in this environment"
-    try:
-        if Version(have) == Version(version):
-            return None
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
-        if have == version:
-            return None
+    parsed_have, parsed_pin = parse_version(have), parse_version(version)
+    same = have == version if parsed_have is None or parsed_pin is None else parsed_have == parsed_pin
+    if same:
+        return None
     return f"the installed {name} is {have}"
 
 

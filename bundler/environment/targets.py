@@ -39,6 +39,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from bundler.environment.requirements import parse_pins
+from bundler.environment.versions import parse_version
 from bundler.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -143,11 +144,10 @@ def parse_pylock(text: str, *, source: str = "pylock.toml") -> TargetEnvironment
     lock_version = data.get("lock-version")
     if not isinstance(lock_version, str):
         raise UsageError(f"{source}: no lock-version; not a PEP 751 lock file")
-    try:
-        major = Version(lock_version).major
-    except ValueError as exc:  # InvalidVersion, or a number over int()'s digit limit
-        raise UsageError(f"{source}: lock-version {lock_version!r} is not a version") from exc
-    if major != 1:
+    parsed = parse_version(lock_version)
+    if parsed is None:
+        raise UsageError(f"{source}: lock-version {lock_version!r} is not a version")
+    if parsed.major != 1:
         raise UsageError(f"{source}: lock-version {lock_version} is not supported (only 1.x)")
     entries = data.get("packages")
     if not isinstance(entries, list):
@@ -174,9 +174,7 @@ def parse_pylock(text: str, *, source: str = "pylock.toml") -> TargetEnvironment
         if not isinstance(version, str):
             notes.append(f"{where}: skipped {name}: no version recorded (a source tree or direct reference)")
             continue
-        try:
-            Version(version)
-        except ValueError:  # InvalidVersion, or a number over int()'s digit limit
+        if parse_version(version) is None:
             errors.append(f"{where}: {name} has an invalid version {version!r}")
             continue
         _add(packages, name, version, where, errors)

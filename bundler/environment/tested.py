@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bundler.container.manifest import canonical_json, parse_json_document
 from bundler.environment.policy import accepts
+from bundler.environment.versions import version_key
 from bundler.errors import IntegrityError
 
 __all__ = [
@@ -135,13 +135,6 @@ def record_bytes(record: CompatRecord) -> bytes:
     return canonical_json(record.model_dump(mode="json"))
 
 
-def _version_key(version: str) -> tuple[int, Version | None, str]:
-    try:
-        return (0, Version(version), version)
-    except ValueError:  # InvalidVersion, or a number over int()'s digit limit
-        return (1, None, version)
-
-
 def merge(old: CompatRecord | None, new: Iterable[CompatEntry], *, payload_sha256: str) -> CompatRecord:
     """``old``'s environments with ``new``'s merged in: an environment tested again (same key) takes the newer
     result, others are kept. Sorted by varied package and version, so a table reads in order."""
@@ -150,7 +143,7 @@ def merge(old: CompatRecord | None, new: Iterable[CompatEntry], *, payload_sha25
         previous = by_key.get(entry.key)
         if previous is None or entry.tested_at >= previous.tested_at:
             by_key[entry.key] = entry
-    ordered = sorted(by_key.values(), key=lambda e: (e.package, _version_key(e.version), e.key))
+    ordered = sorted(by_key.values(), key=lambda e: (e.package, version_key(e.version), e.key))
     return CompatRecord(version=RECORD_VERSION, payload_sha256=payload_sha256, environments=ordered)
 
 
